@@ -1,0 +1,14 @@
+"""facezoo: a PyTorch Lightning model zoo for face synthesis with GANs."""
+
+__version__ = "0.1.0"
+
+
+def load(ckpt_path, data_overrides=None, map_location="cpu"):
+    """Load a trained facezoo checkpoint for notebooks: returns ``(model, datamodule, config)``.
+
+    The model is in eval mode; ``model.predict_batch(batch)`` gives its outputs and
+    ``datamodule.dataset("test")`` the samples it was meant for.
+    """
+    from facezoo.evaluate import load_checkpoint
+
+    return load_checkpoint(ckpt_path, data_overrides=data_overrides, map_location=map_location)

@@ -1,0 +1,81 @@
+"""The skeleton every facezoo GAN shares: manual optimization, per-step seeding, clipping, logging."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import lightning as L
+import torch
+
+__all__ = ["GANModule"]
+
+
+class GANModule(L.LightningModule):
+    """Base LightningModule of the methods (manual optimization; a method writes its own GAN step).
+
+    It owns what is the same everywhere:
+
+    * ``automatic_optimization = False``; a method's ``training_step`` runs its named phases
+      (D main, G main, …) with :meth:`optimize` under ``toggled_optimizer``.
+    * per-step seeding (:meth:`seed_step`): all randomness of a training step (noise, dropout) is a
+      function of ``(seed, global_step, rank)``, so a run resumed from a checkpoint ends with the same
+      weights as an uninterrupted one.
+    * gradient clipping by norm in ``on_before_optimizer_step`` (where AMP gradients are unscaled).
+    * the composed Hydra config is stored in every checkpoint (``facezoo_config``) so that
+      ``facezoo.evaluate`` and :func:`facezoo.load` can rebuild the model and its data.
+    * loss terms logged as ``train/g_<term>`` and ``train/d_<term>``.
+    """
+
+    def __init__(self, seed: int = 0, grad_clip: float = 0.0):
+        super().__init__()
+        self.automatic_optimization = False
+        self.seed = int(seed)
+        self.grad_clip = float(grad_clip)
+        self.facezoo_config: dict | None = None
+
+    # ----------------------------------------------------------------------------------- stepping
+    def seed_step(self) -> None:
+        """Seed torch's global RNG from (seed, global_step, global_rank) at the start of a step."""
+        torch.manual_seed((self.seed * 1_000_003 + self.global_step * 7_919 + self.global_rank) % 2**63)
+
+    def optimize(self, optimizer, loss: torch.Tensor) -> None:
+        """zero_grad → manual_backward → step for one (LightningOptimizer) optimizer."""
+        optimizer.zero_grad(set_to_none=True)
+        self.manual_backward(loss)
+        optimizer.step()
+
+    def on_before_optimizer_step(self, optimizer) -> None:
+        if self.grad_clip > 0:
+            self.clip_gradients(optimizer, gradient_clip_val=self.grad_clip, gradient_clip_algorithm="norm")
+
+    def step_schedulers(self) -> None:
+        """Step the LR schedulers by hand (manual optimization ignores their interval)."""
+        schedulers = self.lr_schedulers()
+        for scheduler in schedulers if isinstance(schedulers, list) else [schedulers] if schedulers else []:
+            scheduler.step()
+
+    # ------------------------------------------------------------------------------------ logging
+    def log_terms(self, prefix: str, terms: Mapping[str, torch.Tensor], **kwargs) -> None:
+        """Log ``{term: value}`` as ``train/<prefix>_<term>`` (e.g. ``train/g_symmetry``)."""
+        kwargs.setdefault("on_step", True)
+        kwargs.setdefault("on_epoch", True)
+        kwargs.setdefault("batch_size", None)
+        self.log_dict({f"train/{prefix}_{k}": v.detach() if torch.is_tensor(v) else v for k, v in terms.items()},
+                      **kwargs)
+
+    # -------------------------------------------------------------------------------- checkpoints
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        if self.facezoo_config is not None:
+            checkpoint["facezoo_config"] = self.facezoo_config
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self.facezoo_config = checkpoint.get("facezoo_config", self.facezoo_config)
+
+    # ------------------------------------------------------------------- what evaluation needs
+    def sample_rows(self, batch: Mapping) -> dict[str, torch.Tensor]:
+        """Rows of a sample grid for a batch: name → (B, 3, H, W) in [-1, 1]."""
+        raise NotImplementedError
+
+    def predict_batch(self, batch: Mapping) -> torch.Tensor:
+        """The method's output image for a batch (deterministic): (B, 3, H, W) in [-1, 1]."""
+        raise NotImplementedError

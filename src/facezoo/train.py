@@ -1,0 +1,107 @@
+"""Training entry point: compose the config → instantiate data, model, callbacks, loggers, trainer → fit.
+
+    python -m facezoo.train                                   # TP-GAN on synthetic faces
+    python -m facezoo.train model=tpgan trainer.gpus=4        # 4 GPUs, DDP
+    python -m facezoo.train -m model.loss.symmetry=0.1,0.3 trainer=debug
+    python -m facezoo.train ckpt_path=DIR/checkpoints/last.ckpt hydra.run.dir=DIR   # resume
+
+Outputs (``hydra.run.dir=DIR``): ``DIR/checkpoints/{last,best}.ckpt``, ``DIR/samples/epoch_NNN.png``,
+``DIR/metrics.json`` (final validation metrics) and, in a sweep, one row per job in
+``<sweep dir>/multirun_summary.csv``.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from pathlib import Path
+
+import hydra
+import lightning as L
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from facezoo.utils import FacezooError, append_csv_row, apply_gpus_alias, atomic_write_json, check_devices
+
+log = logging.getLogger("facezoo.train")
+
+
+def instantiate_group(cfg: DictConfig | None) -> list:
+    """Instantiate every node with a ``_target_`` in a callbacks/logger group (a dict of named nodes)."""
+    if not cfg:
+        return []
+    return [instantiate(node) for node in cfg.values() if isinstance(node, DictConfig) and "_target_" in node]
+
+
+def _check_ckpt_path(ckpt_path: str | None) -> None:
+    if ckpt_path and not Path(ckpt_path).is_file():
+        raise FacezooError(f"ckpt_path={ckpt_path}: no such checkpoint file")
+
+
+def train(cfg: DictConfig) -> dict[str, float]:
+    """Fit the configured model; returns the final validation metrics (also written to metrics.json)."""
+    apply_gpus_alias(cfg.trainer)
+    check_devices(cfg.trainer)
+    _check_ckpt_path(cfg.get("ckpt_path"))
+    L.seed_everything(cfg.seed, workers=True)
+
+    datamodule = instantiate(cfg.data, _convert_="all")
+    model = instantiate(cfg.model, _convert_="all")
+    model.facezoo_config = OmegaConf.to_container(cfg, resolve=True)
+
+    callbacks = instantiate_group(cfg.get("callbacks"))
+    loggers = instantiate_group(cfg.get("logger"))
+    if not loggers:  # LearningRateMonitor refuses to run without a logger
+        callbacks = [c for c in callbacks if type(c).__name__ != "LearningRateMonitor"]
+    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+
+    start = time.time()
+    trainer.fit(model=model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
+    if cfg.get("test"):
+        trainer.test(model=model, datamodule=datamodule, verbose=False)
+        metrics.update({k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")})
+
+    if trainer.is_global_zero:
+        output_dir = Path(cfg.paths.output_dir)
+        summary = {"metrics": metrics, "epochs": trainer.current_epoch, "global_step": trainer.global_step,
+                   "batches": int(getattr(model, "batches_seen", 0)), "seconds": round(time.time() - start, 1),
+                   "checkpoint": str(output_dir / "checkpoints" / "last.ckpt")}
+        atomic_write_json(output_dir / "metrics.json", summary)
+        _add_multirun_row(cfg, metrics)
+        log.info("final validation metrics: %s", {k: round(v, 5) for k, v in sorted(metrics.items())})
+    return metrics
+
+
+def _add_multirun_row(cfg: DictConfig, metrics: dict[str, float]) -> None:
+    """In a sweep, append this job's overrides and metrics to ``<sweep dir>/multirun_summary.csv``."""
+    if not HydraConfig.initialized():
+        return
+    hc = HydraConfig.get()
+    if hc.mode != RunMode.MULTIRUN:
+        return
+    row = {"job": hc.job.num, "output_dir": cfg.paths.output_dir, "overrides": " ".join(hc.overrides.task)}
+    for override in hc.overrides.task:
+        key, _, value = override.lstrip("+~").partition("=")
+        row[key] = value
+    row.update(metrics)
+    append_csv_row(Path(hc.sweep.dir) / "multirun_summary.csv", row)
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="train")
+def main(cfg: DictConfig) -> float | None:
+    try:
+        metrics = train(cfg)
+    except FacezooError as err:
+        print(f"facezoo.train: error: {err}", file=sys.stderr)
+        sys.exit(2)
+    with open_dict(cfg):
+        name = cfg.get("optimized_metric")
+    return metrics.get(name) if name else None
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,115 @@
+"""Small helpers shared by the entry points: errors users can act on, atomic writes, the `gpus` alias."""
+
+from __future__ import annotations
+
+import csv
+import fcntl
+import io
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+
+from omegaconf import DictConfig, ListConfig, open_dict
+
+log = logging.getLogger("facezoo")
+
+#: DDP strategy for GAN steps: D's step leaves G's parameters unused and vice versa (Lightning #20328).
+GAN_DDP_STRATEGY = "ddp_find_unused_parameters_true"
+
+
+class FacezooError(RuntimeError):
+    """A problem with the user's input or environment, reported as one line without a traceback."""
+
+
+# ------------------------------------------------------------------------------------------ devices
+def apply_gpus_alias(trainer_cfg: DictConfig) -> None:
+    """Translate ``trainer.gpus=N`` (removed in Lightning 2.0) into ``accelerator``/``devices``/``strategy``.
+
+    ``gpus=0`` means CPU; ``gpus=N`` (or a list of ids, or -1 for all) means ``accelerator=gpu,
+    devices=N`` and, with more than one device or node, the DDP strategy that works with two optimizers.
+    Edits the config in place and removes the ``gpus`` key.
+    """
+    with open_dict(trainer_cfg):
+        gpus = trainer_cfg.pop("gpus", None)
+        if gpus is None:
+            return
+        if gpus == 0 or (isinstance(gpus, (list, ListConfig)) and len(gpus) == 0):
+            trainer_cfg.accelerator, trainer_cfg.devices = "cpu", 1
+            return
+        trainer_cfg.accelerator = "gpu"
+        trainer_cfg.devices = gpus
+        n = len(gpus) if isinstance(gpus, (list, ListConfig)) else int(gpus)
+        multi = n == -1 or n > 1 or int(trainer_cfg.get("num_nodes", 1)) > 1
+        if multi and trainer_cfg.get("strategy", "auto") in ("auto", "ddp"):
+            trainer_cfg.strategy = GAN_DDP_STRATEGY
+
+
+def check_devices(trainer_cfg: DictConfig, available_gpus: int | None = None) -> None:
+    """Fail early, in one line, when the config asks for more GPUs than this machine has."""
+    if str(trainer_cfg.get("accelerator", "auto")) not in ("gpu", "cuda"):
+        return
+    if available_gpus is None:
+        import torch
+
+        available_gpus = torch.cuda.device_count()
+    devices = trainer_cfg.get("devices", 1)
+    if isinstance(devices, (list, ListConfig)):
+        wanted = len(devices)
+    elif devices in ("auto", -1, "-1"):
+        wanted = max(available_gpus, 1)
+    else:
+        wanted = int(devices)
+    if wanted > available_gpus:
+        raise FacezooError(
+            f"asked for {wanted} GPU{'s' if wanted != 1 else ''} (trainer.gpus/devices) but found "
+            f"{available_gpus} on this machine; use trainer.gpus={available_gpus} or trainer=cpu"
+        )
+
+
+# ------------------------------------------------------------------------------------ atomic files
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file and a rename: readers never see half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_json(path: str | Path, obj) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+def append_csv_row(path: str | Path, row: Mapping[str, object]) -> None:
+    """Add one row to a CSV shared by several processes (a sweep's jobs), widening the header as needed.
+
+    The file is rewritten atomically under an exclusive lock, so parallel jobs neither interleave nor
+    lose rows.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_suffix(path.suffix + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        rows = []
+        if path.exists():
+            with open(path, newline="") as f:
+                rows = list(csv.DictReader(f))
+        rows.append({k: "" if v is None else v for k, v in row.items()})
+        columns: list[str] = []
+        for r in rows:
+            columns += [k for k in r if k not in columns]
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=columns, restval="")
+        writer.writeheader()
+        writer.writerows(rows)
+        atomic_write_text(path, buf.getvalue())

@@ -1,0 +1,77 @@
+"""Shared test helpers: run the real command-line entry points in subprocesses, tiny settings."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+
+os.environ.setdefault("FACEZOO_OFFLINE", "1")  # never try to download weights in tests
+os.environ.setdefault("WANDB_MODE", "offline")
+torch.set_num_threads(min(2, torch.get_num_threads()))
+
+#: TP-GAN small enough for a CPU test: 64-pixel faces, 1/8 width, a handful of samples.
+TINY_TPGAN = [
+    "experiment=tpgan_cpu",
+    "data.size=64",
+    "data.batch_size=4",
+    "data.num_workers=0",
+    "data.splits.train.length=16",
+    "data.splits.train.num_identities=4",
+    "data.splits.val.length=4",
+    "data.splits.val.num_identities=2",
+    "data.splits.test.length=8",
+    "data.splits.test.num_identities=2",
+    "model.width=0.125",
+    "model.zdim=8",
+    "model.feature_dim=32",
+    "trainer.max_epochs=1",
+    "trainer.limit_train_batches=2",
+    "trainer.limit_val_batches=1",
+    "trainer.num_sanity_val_steps=0",
+    "trainer.log_every_n_steps=1",
+    "trainer.enable_model_summary=false",
+    "callbacks.rich_progress_bar=null",
+]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def cli_env(**extra) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONUNBUFFERED="1", FACEZOO_OFFLINE="1",
+               WANDB_MODE="offline", HYDRA_FULL_ERROR="0")
+    env.update(extra)
+    return env
+
+
+def run_module(module: str, *args: str, cwd: Path | None = None, env: dict | None = None,
+               timeout: float = 600, check: bool = True) -> subprocess.CompletedProcess:
+    """``python -m <module> <args>`` in a subprocess; on failure the assertion shows its output tail."""
+    proc = subprocess.run([sys.executable, "-m", module, *args], cwd=cwd or ROOT, env=env or cli_env(),
+                          capture_output=True, text=True, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{module} {' '.join(args)} failed ({proc.returncode}):\n"
+                             f"{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
+    return proc
+
+
+@pytest.fixture(scope="session")
+def tiny_tpgan_run(tmp_path_factory) -> Path:
+    """One real `python -m facezoo.train` run of tiny TP-GAN for 2 epochs; its run directory."""
+    run_dir = tmp_path_factory.mktemp("tpgan_run")
+    run_module("facezoo.train", *TINY_TPGAN, "trainer.max_epochs=2",
+               "+callbacks.param_checksum._target_=facezoo.callbacks.ParamChecksum",
+               f"+callbacks.param_checksum.dirpath={run_dir}", f"hydra.run.dir={run_dir}")
+    return run_dir

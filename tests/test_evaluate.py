@@ -1,0 +1,54 @@
+"""`python -m facezoo.evaluate`: metrics of a checkpoint next to the task's trivial baselines."""
+
+from __future__ import annotations
+
+import json
+
+import torch
+from conftest import run_module
+
+
+def test_evaluate_writes_model_and_baseline_metrics(tiny_tpgan_run, tmp_path):
+    out = tmp_path / "eval.json"
+    run_module("facezoo.evaluate", f"ckpt_path={tiny_tpgan_run / 'checkpoints' / 'last.ckpt'}", f"out={out}",
+               "mean_face_samples=8", f"hydra.run.dir={tmp_path / 'hydra'}")
+    result = json.loads(out.read_text())
+    assert result["split"] == "test" and result["num_samples"] == 8
+    m = result["metrics"]
+    for prefix in ("", "baseline_input/", "baseline_mean_frontal/"):
+        for metric in ("l1", "mse", "psnr", "ssim"):
+            assert f"{prefix}{metric}" in m
+    # the metrics are measured, not copied: baselines differ from each other and from the model
+    assert len({m["l1"], m["baseline_input/l1"], m["baseline_mean_frontal/l1"]}) == 3
+    assert result["lpips"].startswith("skipped")  # no AlexNet weights offline
+
+
+def test_evaluate_baselines_are_what_they_claim(tiny_tpgan_run):
+    """baseline_input returns the profile; baseline_mean_frontal the train split's mean frontal face."""
+    import facezoo
+
+    model, dm, _ = facezoo.load(tiny_tpgan_run / "checkpoints" / "last.ckpt")
+    baselines = model.evaluation_baselines(dm, mean_face_samples=4)
+    batch = torch.utils.data.default_collate([dm.dataset("test")[i] for i in range(2)])
+    assert torch.equal(baselines["input"](batch), batch["image"])
+    mean_face = torch.stack([dm.dataset("train")[i]["target"] for i in range(4)]).mean(0)
+    assert torch.allclose(baselines["mean_frontal"](batch)[1], mean_face)
+
+
+def test_load_restores_the_trained_weights(tiny_tpgan_run):
+    import facezoo
+
+    model, _, cfg = facezoo.load(tiny_tpgan_run / "checkpoints" / "last.ckpt")
+    ckpt = torch.load(tiny_tpgan_run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    for k, v in ckpt["state_dict"].items():
+        assert torch.equal(model.state_dict()[k], v), k
+    assert cfg.model.width == 0.125
+
+
+def test_evaluate_bad_checkpoint_is_one_line(tmp_path):
+    bad = tmp_path / "truncated.ckpt"
+    bad.write_bytes(b"PK\x03\x04 not really a checkpoint")
+    proc = run_module("facezoo.evaluate", f"ckpt_path={bad}", f"hydra.run.dir={tmp_path / 'h'}", check=False)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert f"facezoo.evaluate: error: {bad}: cannot read checkpoint" in proc.stderr

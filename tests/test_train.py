@@ -1,0 +1,146 @@
+"""The training entry point, run as users run it: `python -m facezoo.train ...` in subprocesses."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+
+import torch
+from conftest import ROOT, TINY_TPGAN, cli_env, free_port, run_module
+
+
+def read_json(path):
+    return json.loads(path.read_text())
+
+
+def test_run_dir_layout(tiny_tpgan_run):
+    """hydra.run.dir=DIR: checkpoints (last + best), a PNG sample grid, final metrics.json."""
+    d = tiny_tpgan_run
+    assert (d / "checkpoints" / "last.ckpt").is_file()
+    assert (d / "checkpoints" / "best.ckpt").is_file()
+    grids = sorted((d / "samples").glob("epoch_*.png"))
+    assert [g.name for g in grids] == ["epoch_000.png", "epoch_001.png"]
+    from PIL import Image
+
+    grid = Image.open(grids[-1])
+    assert grid.mode == "RGB" and grid.size[1] > 4 * 64  # 4 rows (profile, output, parts, truth) of 64 px
+    summary = read_json(d / "metrics.json")
+    assert summary["epochs"] == 2 and summary["batches"] == 4
+    for key in ("val/l1", "val/psnr", "val/ssim", "val/l1_input"):
+        assert key in summary["metrics"] and summary["metrics"][key] == summary["metrics"][key]  # not NaN
+    ckpt = torch.load(d / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    assert ckpt["facezoo_config"]["model"]["_target_"] == "facezoo.methods.tpgan.module.TPGAN"
+    assert ckpt["global_step"] == 2 * 4  # one D and one G step per batch
+
+
+def test_csv_logger_records_loss_terms(tiny_tpgan_run):
+    rows = list(csv.DictReader(open(tiny_tpgan_run / "csv" / "metrics.csv")))
+    columns = set(rows[0])
+    for term in ("pixel", "local", "symmetry", "adversarial", "tv", "cross_entropy", "total"):
+        assert f"train/g_{term}_step" in columns
+    assert "train/d_adversarial_step" in columns
+
+
+def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tiny_tpgan_run, tmp_path):
+    """Interrupt after epoch 1, resume from last.ckpt to epoch 2: identical weights to the 2-epoch run."""
+    first = tmp_path / "first"
+    checksum = ["+callbacks.param_checksum._target_=facezoo.callbacks.ParamChecksum"]
+    run_module("facezoo.train", *TINY_TPGAN, "trainer.max_epochs=1", *checksum,
+               f"+callbacks.param_checksum.dirpath={first}", f"hydra.run.dir={first}")
+    resumed = tmp_path / "resumed"
+    run_module("facezoo.train", *TINY_TPGAN, "trainer.max_epochs=2", *checksum,
+               f"+callbacks.param_checksum.dirpath={resumed}", f"hydra.run.dir={resumed}",
+               f"ckpt_path={first / 'checkpoints' / 'last.ckpt'}")
+    once = read_json(first / "param_checksum_rank0.json")
+    full = read_json(tiny_tpgan_run / "param_checksum_rank0.json")
+    again = read_json(resumed / "param_checksum_rank0.json")
+    assert once["sha256"] != full["sha256"]  # the second epoch changed the weights ...
+    assert again["sha256"] == full["sha256"]  # ... exactly as in the uninterrupted run
+    assert again["global_step"] == full["global_step"]
+
+
+def test_missing_resume_checkpoint_is_one_line(tmp_path):
+    proc = run_module("facezoo.train", *TINY_TPGAN, f"hydra.run.dir={tmp_path}",
+                      f"ckpt_path={tmp_path / 'nope.ckpt'}", check=False)
+    assert proc.returncode != 0
+    assert "Traceback" not in proc.stderr
+    assert f"ckpt_path={tmp_path / 'nope.ckpt'}: no such checkpoint file" in proc.stderr
+
+
+def test_gpus_alias_without_gpus_fails_in_one_line(tmp_path):
+    """`trainer.gpus=4` is accepted as users write it; with no GPU here it says what was asked and found."""
+    proc = run_module("facezoo.train", *TINY_TPGAN, "trainer.gpus=4", f"hydra.run.dir={tmp_path}", check=False)
+    assert proc.returncode != 0
+    err_lines = [line for line in proc.stderr.splitlines() if "error" in line.lower()]
+    assert err_lines == [
+        "facezoo.train: error: asked for 4 GPUs (trainer.gpus/devices) but found 0 on this machine; "
+        "use trainer.gpus=0 or trainer=cpu"
+    ]
+    assert "Traceback" not in proc.stderr
+
+
+def test_ddp_two_cpu_processes(tmp_path):
+    """trainer=ddp on CPU (gloo): two processes train and finish with identical weights."""
+    run_module("facezoo.train", *TINY_TPGAN, "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2",
+               "+callbacks.param_checksum._target_=facezoo.callbacks.ParamChecksum",
+               f"+callbacks.param_checksum.dirpath={tmp_path}", f"hydra.run.dir={tmp_path}",
+               env=cli_env(MASTER_PORT=str(free_port())))
+    ranks = [read_json(tmp_path / f"param_checksum_rank{r}.json") for r in (0, 1)]
+    assert [r["world_size"] for r in ranks] == [2, 2]
+    assert ranks[0]["sha256"] == ranks[1]["sha256"]
+    assert (tmp_path / "metrics.json").is_file()
+
+
+def test_two_simulated_nodes(tmp_path):
+    """trainer=ddp_multinode: two 'nodes' of one process each on 127.0.0.1 finish with identical weights."""
+    port = str(free_port())
+    procs = []
+    for node in (0, 1):
+        run_dir = tmp_path / f"node{node}"
+        env = cli_env(MASTER_ADDR="127.0.0.1", MASTER_PORT=port, NODE_RANK=str(node))
+        args = [*TINY_TPGAN, "trainer=ddp_multinode", "trainer.accelerator=cpu", "trainer.devices=1",
+                "trainer.num_nodes=2", "+callbacks.param_checksum._target_=facezoo.callbacks.ParamChecksum",
+                f"+callbacks.param_checksum.dirpath={tmp_path}", f"hydra.run.dir={run_dir}"]
+        procs.append(subprocess.Popen([sys.executable, "-m", "facezoo.train", *args], cwd=ROOT, env=env,
+                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+    outputs = [p.communicate(timeout=600)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], "\n".join(o[-3000:] for o in outputs)
+    ranks = [read_json(tmp_path / f"param_checksum_rank{r}.json") for r in (0, 1)]
+    assert ranks[0]["world_size"] == 2 and ranks[0]["sha256"] == ranks[1]["sha256"]
+
+
+def test_multirun_sweep_writes_a_summary(tmp_path):
+    """-m over a loss weight: both jobs run with their value and the sweep dir gets one summary row each."""
+    run_module("facezoo.train", "-m", *TINY_TPGAN, "model=tpgan", "model.loss.symmetry=0.1,0.3",
+               "trainer=debug", f"hydra.sweep.dir={tmp_path}")
+    rows = list(csv.DictReader(open(tmp_path / "multirun_summary.csv")))
+    assert sorted(r["model.loss.symmetry"] for r in rows) == ["0.1", "0.3"]
+    for r in rows:
+        assert float(r["val/l1"]) > 0
+        cfg = (tmp_path / r["job"] / ".hydra" / "config.yaml").read_text()
+        assert f"symmetry: {r['model.loss.symmetry']}" in cfg
+
+
+def test_wandb_logger_runs_offline(tmp_path):
+    run_module("facezoo.train", *TINY_TPGAN, "logger=wandb", "logger.wandb.offline=true",
+               f"hydra.run.dir={tmp_path}")
+    assert list((tmp_path / "wandb").glob("offline-run-*")), "no offline wandb run written"
+
+
+def test_installed_package_runs_from_another_directory(tmp_path):
+    """A non-editable install (`pip install .`) carries the configs: the entry point composes from elsewhere."""
+    target = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
+                    "--target", str(target), str(ROOT)], check=True, capture_output=True, timeout=300)
+    assert (target / "facezoo" / "conf" / "model" / "tpgan.yaml").is_file()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    env = cli_env(PYTHONPATH=str(target))
+    proc = run_module("facezoo.train", "--cfg", "job", "model=tpgan_official", cwd=elsewhere, env=env)
+    assert "_target_: facezoo.methods.tpgan.module.TPGAN" in proc.stdout
+    assert "g_steps: 2" in proc.stdout
+    where = subprocess.run([sys.executable, "-c", "import facezoo; print(facezoo.__file__)"], cwd=elsewhere,
+                           env=env, capture_output=True, text=True, check=True).stdout
+    assert where.startswith(str(target))

@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+import csv
+import multiprocessing as mp
+
+import pytest
+from omegaconf import OmegaConf
+
+from facezoo.utils import FacezooError, append_csv_row, apply_gpus_alias, atomic_write_json, check_devices
+
+
+@pytest.mark.parametrize(
+    ("gpus", "expected"),
+    [
+        (4, ("gpu", 4, "ddp_find_unused_parameters_true")),
+        (1, ("gpu", 1, "auto")),
+        (0, ("cpu", 1, "auto")),
+        ([0, 2], ("gpu", [0, 2], "ddp_find_unused_parameters_true")),
+        (-1, ("gpu", -1, "ddp_find_unused_parameters_true")),
+    ],
+)
+def test_gpus_alias(gpus, expected):
+    cfg = OmegaConf.create({"accelerator": "auto", "devices": 1, "strategy": "auto", "num_nodes": 1, "gpus": gpus})
+    apply_gpus_alias(cfg)
+    got = (cfg.accelerator, OmegaConf.to_object(cfg.devices) if OmegaConf.is_list(cfg.devices) else cfg.devices,
+           cfg.strategy)
+    assert got == expected and "gpus" not in cfg
+
+
+def test_gpus_alias_keeps_an_explicit_strategy_and_multinode():
+    cfg = OmegaConf.create({"accelerator": "auto", "devices": 1, "strategy": "fsdp", "num_nodes": 1, "gpus": 8})
+    apply_gpus_alias(cfg)
+    assert cfg.strategy == "fsdp"
+    cfg = OmegaConf.create({"accelerator": "auto", "devices": 1, "strategy": "auto", "num_nodes": 2, "gpus": 1})
+    apply_gpus_alias(cfg)
+    assert cfg.strategy == "ddp_find_unused_parameters_true"
+
+
+def test_check_devices():
+    check_devices(OmegaConf.create({"accelerator": "gpu", "devices": 2}), available_gpus=2)
+    check_devices(OmegaConf.create({"accelerator": "cpu", "devices": 8}), available_gpus=0)
+    with pytest.raises(FacezooError, match="asked for 3 GPUs .* but found 1 on this machine"):
+        check_devices(OmegaConf.create({"accelerator": "gpu", "devices": 3}), available_gpus=1)
+
+
+def test_atomic_write_json_replaces_whole_files(tmp_path):
+    path = tmp_path / "m.json"
+    atomic_write_json(path, {"a": 1})
+    atomic_write_json(path, {"b": 2})
+    assert path.read_text() == '{\n  "b": 2\n}\n'
+    assert [p.name for p in tmp_path.iterdir()] == ["m.json"]  # no temporary files left behind
+
+
+def _append(args):
+    path, i = args
+    append_csv_row(path, {"job": i, f"col{i % 3}": i})
+
+
+def test_append_csv_row_from_parallel_processes(tmp_path):
+    path = tmp_path / "summary.csv"
+    with mp.get_context("fork").Pool(4) as pool:
+        pool.map(_append, [(path, i) for i in range(12)])
+    rows = list(csv.DictReader(open(path)))
+    assert sorted(int(r["job"]) for r in rows) == list(range(12))
+    assert set(rows[0]) == {"job", "col0", "col1", "col2"}
