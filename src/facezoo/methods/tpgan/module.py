@@ -8,7 +8,7 @@ One training step (per batch), as the official TF code (reference/methods.md §5
   also stepped on ``λ_local·L_local`` by their own optimizer.
 
 The batch is a frontalization sample dict (:mod:`facezoo.data`): ``image`` (profile), ``target``
-(frontal ground truth), ``landmarks`` (of the profile), ``identity``.
+(frontal ground truth), ``five_points`` or 68 ``landmarks`` (of the profile), ``identity``.
 """
 
 from __future__ import annotations
@@ -21,31 +21,35 @@ import torch.nn.functional as F
 
 from facezoo import losses
 from facezoo.face.align import crop_patches
+from facezoo.face.labels import landmarks_68_to_5
 from facezoo.methods.base import GANModule
 from facezoo.methods.tpgan.networks import PART_NAMES, Discriminator, TPGANGenerator, part_geometry
 
 log = logging.getLogger(__name__)
 
-__all__ = ["TPGAN", "part_centers_from_landmarks"]
+__all__ = ["TPGAN", "part_centers", "five_points"]
 
 
-def part_centers_from_landmarks(landmarks: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Centres of TP-GAN's four parts from iBUG-68 landmarks, as the 5-point crop defines them.
+def part_centers(five_points: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Centres of TP-GAN's four parts from the 5 alignment points, as the Multi-PIE crop defines them.
 
-    Eyes: mean of points 36-41 / 42-47; nose: the nose tip (30); mouth: the middle of the corners 48, 54.
+    Eyes: the eye points; nose: the nose tip; mouth: the middle of the mouth corners.
 
     Args:
-        landmarks: ``(B, 68, 2)`` (x, y) pixels.
+        five_points: ``(B, 5, 2)`` (x, y) pixels: left eye, right eye, nose tip, left/right mouth corner.
 
     Returns:
         part name → ``(B, 2)`` centres.
     """
-    return {
-        "left_eye": landmarks[:, 36:42].mean(1),
-        "right_eye": landmarks[:, 42:48].mean(1),
-        "nose": landmarks[:, 30],
-        "mouth": landmarks[:, [48, 54]].mean(1),
-    }
+    return {"left_eye": five_points[:, 0], "right_eye": five_points[:, 1], "nose": five_points[:, 2],
+            "mouth": five_points[:, 3:5].mean(1)}
+
+
+def five_points(batch: Mapping) -> torch.Tensor:
+    """``batch["five_points"]`` (Multi-PIE ``.5pt`` files) or the 5 points of ``batch["landmarks"]`` (iBUG-68)."""
+    if "five_points" in batch:
+        return batch["five_points"]
+    return landmarks_68_to_5(batch["landmarks"])
 
 
 class TPGAN(GANModule):
@@ -115,7 +119,7 @@ class TPGAN(GANModule):
         optimizers = [torch.optim.Adam(self.generator.parameters(), **kwargs),
                       torch.optim.Adam(self.discriminator.parameters(), **kwargs)]
         if self.hparams.separate_local_optimizer and self.hparams.use_local:
-            optimizers.append(torch.optim.Adam(self.generator.local_parameters(), **kwargs))
+            optimizers.append(torch.optim.Adam(self.generator.local_pathways.parameters(), **kwargs))
         return optimizers
 
     # -------------------------------------------------------------------------------- forward
@@ -133,26 +137,26 @@ class TPGAN(GANModule):
         z = torch.randn(batch_size, self.hparams.zdim, generator=generator)
         return (0.02 * z).to(self.device)
 
-    def forward(self, image: torch.Tensor, landmarks: torch.Tensor, z: torch.Tensor | None = None) -> dict:
+    def forward(self, image: torch.Tensor, points: torch.Tensor, z: torch.Tensor | None = None) -> dict:
         """Frontalize profiles.
 
         Args:
             image: ``(B, 3, S, S)`` aligned profiles in [-1, 1].
-            landmarks: ``(B, 68, 2)`` landmarks of ``image`` (they place the local pathways' crops).
+            points: ``(B, 5, 2)`` alignment points of ``image`` (they place the local pathways' crops).
             z: ``(B, zdim)`` noise; default: freshly sampled.
 
         Returns:
             The generator's dict: ``image`` (B, 3, S, S) frontal in [-1, 1], ``image_half``,
             ``image_quarter``, ``parts``, ``parts_fused``, ``identity_feature``, ``identity_logits``.
         """
-        patches = self.crop_parts(image, part_centers_from_landmarks(landmarks))
+        patches = self.crop_parts(image, part_centers(points))
         z = self.noise(image.shape[0]) if z is None else z
         return self.generator(image, patches, z=z)
 
     @torch.no_grad()
     def predict_batch(self, batch: Mapping) -> torch.Tensor:
         g = torch.Generator().manual_seed(self.seed)
-        return self(batch["image"], batch["landmarks"], z=self.noise(batch["image"].shape[0], g))["image"]
+        return self(batch["image"], five_points(batch), z=self.noise(batch["image"].shape[0], g))["image"]
 
     # -------------------------------------------------------------------------------- losses
     def _scale(self, x: torch.Tensor) -> float:
@@ -173,7 +177,7 @@ class TPGAN(GANModule):
         terms["symmetry"] = (
             losses.symmetry_loss(F.avg_pool2d(out["image"], 2), space="pixel", occluded=occluded)
             * self._scale(out["image"]) / 4
-            + sum(losses.symmetry_loss(p, space="laplacian", occluded=occluded) * self._scale(p)
+            + sum(losses.symmetry_loss(p, space="both", occluded=occluded) * self._scale(p)
                   for p in preds[1:]))
         terms["adversarial"] = self.adv.g(self.discriminator(out["image"]))
         if self.identity_loss is not None:
@@ -191,12 +195,12 @@ class TPGAN(GANModule):
         optimizers = self.optimizers()
         opt_g, opt_d = optimizers[0], optimizers[1]
         opt_local = optimizers[2] if len(optimizers) > 2 else None
-        image, target, landmarks = batch["image"], batch["target"], batch["landmarks"]
+        image, target, points = batch["image"], batch["target"], five_points(batch)
 
         for _ in range(self.hparams.d_steps):  # D main
             with self.toggled_optimizer(opt_d):
                 with torch.no_grad():
-                    fake = self(image, landmarks)["image"]
+                    fake = self(image, points)["image"]
                 d_terms = {"adversarial": self.adv.d(self.discriminator(target), self.discriminator(fake))}
                 if self.hparams.adversarial == "wgan":
                     d_terms["gradient_penalty"] = losses.gradient_penalty(self.discriminator, target, fake)
@@ -204,13 +208,13 @@ class TPGAN(GANModule):
 
         for _ in range(self.hparams.g_steps):  # G main (+ the local pathways' own step)
             with self.toggled_optimizer(opt_g):
-                out = self(image, landmarks)
+                out = self(image, points)
                 g_terms = self.generator_terms(batch, out)
                 g_loss = self.weighted_sum(g_terms)
                 if opt_local is None:
                     self.optimize(opt_g, g_loss)
                 else:  # TF: g_dec_optim and rot_optim run on gradients of the same forward pass
-                    local_params = list(self.generator.local_parameters())
+                    local_params = list(self.generator.local_pathways.parameters())
                     local_grads = torch.autograd.grad(self.loss_weights["local"] * g_terms["local"],
                                                       local_params, retain_graph=True)
                     self.optimize(opt_g, g_loss)
@@ -243,7 +247,7 @@ class TPGAN(GANModule):
         batch = {k: v.to(self.device) if torch.is_tensor(v) else v for k, v in batch.items()}
         was_training = self.training
         self.eval()
-        out = self(batch["image"], batch["landmarks"],
+        out = self(batch["image"], five_points(batch),
                    z=self.noise(batch["image"].shape[0], torch.Generator().manual_seed(self.seed)))
         self.train(was_training)
         return {"profile": batch["image"], "frontal (TP-GAN)": out["image"],
