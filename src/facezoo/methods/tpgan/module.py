@@ -23,7 +23,7 @@ from facezoo import losses
 from facezoo.face.align import crop_patches
 from facezoo.face.labels import landmarks_68_to_5
 from facezoo.methods.base import GANModule
-from facezoo.methods.tpgan.networks import PART_NAMES, Discriminator, TPGANGenerator, part_geometry
+from facezoo.methods.tpgan.networks import PART_NAMES, Discriminator, TPGANGenerator, part_boxes, part_geometry
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +88,7 @@ class TPGAN(GANModule):
                                         num_classes=num_classes, norm=norm, use_local=use_local)
         self.discriminator = Discriminator(image_size=image_size, width=width, norm=norm)
         self.parts = part_geometry(image_size)
+        self.boxes = part_boxes(image_size)
         self.adv = losses.AdversarialLoss(adversarial, real_label=real_label)
         self.identity_loss = self._build_identity_loss(identity_net or {})
         self.batches_seen = 0
@@ -124,12 +125,19 @@ class TPGAN(GANModule):
 
     # -------------------------------------------------------------------------------- forward
     def crop_parts(self, images: torch.Tensor, centers: Mapping[str, torch.Tensor] | None = None):
-        """The four part patches of ``images``: at ``centers`` (profile landmarks) or the fixed centres."""
+        """The four part patches of ``images``.
+
+        With ``centers`` (from the profile's landmarks) the patches are cut around them; without, they are
+        cut from the fuser's fixed boxes (:func:`part_boxes`), so a target patch covers exactly the pixels
+        where the fuser pastes the predicted one.
+        """
         out = {}
         for name in PART_NAMES:
-            center, size = self.parts[name]
-            c = centers[name] if centers is not None else torch.tensor(center).expand(images.shape[0], 2)
-            out[name] = crop_patches(images, c, size)
+            if centers is None:
+                top, left, h, w = self.boxes[name]
+                out[name] = images[:, :, top:top + h, left:left + w]
+            else:
+                out[name] = crop_patches(images, centers[name], self.parts[name][1])
         return out
 
     def noise(self, batch_size: int, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -250,8 +258,10 @@ class TPGAN(GANModule):
         out = self(batch["image"], five_points(batch),
                    z=self.noise(batch["image"].shape[0], torch.Generator().manual_seed(self.seed)))
         self.train(was_training)
-        return {"profile": batch["image"], "frontal (TP-GAN)": out["image"],
-                "local parts": out["parts_fused"], "frontal (truth)": batch["target"]}
+        rows = {"profile": batch["image"], "frontal (TP-GAN)": out["image"], "frontal (truth)": batch["target"]}
+        if out["parts_fused"] is not None:
+            rows["local parts"] = out["parts_fused"]
+        return rows
 
     # ------------------------------------------------------------------------------ evaluation
     def evaluation_baselines(self, datamodule, mean_face_samples: int = 512) -> dict[str, Callable]:
