@@ -1,0 +1,389 @@
+"""Evaluation metrics and their registry.
+
+All image metrics take two batches ``fake`` and ``real`` of shape (B, C, H, W) in **[-1, 1]** (the
+facezoo convention) and return a scalar tensor (``reduction="mean"``) or one value per image
+(``reduction="none"``). Per-batch metrics are registered in :data:`METRICS` and computed together by
+:func:`compute_metrics`, in the spirit of StyleGAN2-ADA's metric registry; :class:`FID` accumulates
+over a whole dataset instead.
+
+Conventions:
+
+- ``psnr`` uses ``data_range=2`` on [-1, 1] images, which equals PSNR on images mapped to [0, 1] with
+  ``data_range=1`` (PSNR only depends on ``MSE / data_range**2``).
+- ``ssim`` maps both images to [0, 1] and uses ``data_range=1`` (SSIM's luminance term is not
+  shift-invariant, so the mapping matters; this matches published [0, 1] / [0, 255] numbers).
+- ``lpips`` uses the ``lpips`` package (AlexNet by default, as pSp), inputs in [-1, 1].
+
+Example:
+    >>> fake = torch.zeros(2, 3, 8, 8); real = torch.full((2, 3, 8, 8), 0.5)
+    >>> {k: round(v, 3) for k, v in compute_metrics(["l1", "mse", "psnr"], fake, real).items()}
+    {'l1': 0.5, 'mse': 0.25, 'psnr': 12.041}
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchmetrics.functional.image import structural_similarity_index_measure
+from torchmetrics.image.fid import FrechetInceptionDistance
+
+__all__ = [
+    "l1",
+    "mse",
+    "psnr",
+    "ssim",
+    "lpips",
+    "identity_similarity",
+    "landmark_nme",
+    "EYE_CORNERS",
+    "FID",
+    "MetricSpec",
+    "METRICS",
+    "compute_metrics",
+]
+
+#: Landmark count -> indices of the two points whose distance normalises NME: the outer eye corners
+#: 36 and 45 of iBUG-68 (the same indices in the 66-point scheme, which drops mouth points 60 and 64),
+#: and the two eye centres 0 and 1 of the 5-point scheme (eyes, nose, mouth corners).
+EYE_CORNERS: dict[int, tuple[int, int]] = {68: (36, 45), 66: (36, 45), 5: (0, 1)}
+
+
+def _check_images(fake: torch.Tensor, real: torch.Tensor) -> None:
+    if not isinstance(fake, torch.Tensor) or not isinstance(real, torch.Tensor):
+        raise TypeError(f"fake and real must be tensors, got {type(fake).__name__} and {type(real).__name__}")
+    if fake.ndim != 4 or fake.shape != real.shape:
+        raise ValueError(
+            f"fake and real must be (B, C, H, W) batches of the same shape, got {tuple(fake.shape)} and "
+            f"{tuple(real.shape)}"
+        )
+
+
+def _reduce(values: torch.Tensor, reduction: str) -> torch.Tensor:
+    if reduction == "mean":
+        return values.mean()
+    if reduction == "none":
+        return values
+    raise ValueError(f"reduction must be 'mean' or 'none', got {reduction!r}")
+
+
+def l1(fake: torch.Tensor, real: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+    """Mean absolute error.
+
+    Args:
+        fake: :math:`(B, C, H, W)` in [-1, 1].
+        real: same shape.
+        reduction: ``"mean"`` (scalar) or ``"none"`` (per image, :math:`(B,)`).
+
+    Returns:
+        L1 on the [-1, 1] scale (half of the [0, 1] value).
+
+    Example:
+        >>> float(l1(torch.zeros(1, 1, 2, 2), torch.ones(1, 1, 2, 2)))
+        1.0
+    """
+    _check_images(fake, real)
+    return _reduce((fake - real).abs().flatten(1).mean(1), reduction)
+
+
+def mse(fake: torch.Tensor, real: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+    """Mean squared error (pSp's "L2" metric).
+
+    Args:
+        fake: :math:`(B, C, H, W)` in [-1, 1].
+        real: same shape.
+        reduction: ``"mean"`` or ``"none"`` (per image).
+
+    Returns:
+        MSE on the [-1, 1] scale (four times the [0, 1] value).
+
+    Example:
+        >>> float(mse(torch.zeros(1, 1, 2, 2), torch.ones(1, 1, 2, 2)))
+        1.0
+    """
+    _check_images(fake, real)
+    return _reduce((fake - real).square().flatten(1).mean(1), reduction)
+
+
+def psnr(
+    fake: torch.Tensor, real: torch.Tensor, data_range: float = 2.0, reduction: str = "mean"
+) -> torch.Tensor:
+    """Peak signal-to-noise ratio in dB, per image then averaged.
+
+    :math:`10 \\log_{10}(\\text{data\\_range}^2 / \\text{MSE})`; identical images give ``inf``.
+
+    Args:
+        fake: :math:`(B, C, H, W)` in [-1, 1].
+        real: same shape.
+        data_range: value range of the images (2 for [-1, 1], equivalent to 1 on [0, 1]).
+        reduction: ``"mean"`` (mean of per-image PSNRs) or ``"none"``.
+
+    Returns:
+        PSNR in dB, higher is better.
+
+    Example:
+        >>> round(float(psnr(torch.zeros(1, 1, 2, 2), torch.full((1, 1, 2, 2), 0.2))), 4)  # MSE 0.04
+        20.0
+    """
+    _check_images(fake, real)
+    err = (fake - real).square().flatten(1).mean(1)
+    return _reduce(10 * torch.log10(data_range**2 / err), reduction)
+
+
+def ssim(fake: torch.Tensor, real: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+    """Structural similarity (Gaussian window 11, sigma 1.5) of images mapped to [0, 1].
+
+    Args:
+        fake: :math:`(B, C, H, W)` in [-1, 1], H and W at least 11.
+        real: same shape.
+        reduction: ``"mean"`` or ``"none"`` (per image).
+
+    Returns:
+        SSIM in [-1, 1], 1 for identical images.
+    """
+    _check_images(fake, real)
+    if min(fake.shape[-2:]) < 11:
+        raise ValueError(f"ssim needs images of at least 11x11 pixels, got {tuple(fake.shape[-2:])}")
+    values = structural_similarity_index_measure(
+        (fake.float() + 1) / 2, (real.float() + 1) / 2, data_range=1.0, reduction="none"
+    )
+    return _reduce(values, reduction)
+
+
+@functools.lru_cache(maxsize=4)
+def _default_lpips(net: str) -> nn.Module:
+    from facezoo.nets.lpips_net import lpips_network
+
+    return lpips_network(net, backbone_weights="imagenet")
+
+
+def lpips(
+    fake: torch.Tensor, real: torch.Tensor, net: nn.Module | None = None, reduction: str = "mean"
+) -> torch.Tensor:
+    """Learned perceptual image patch similarity (Zhang et al. 2018).
+
+    Args:
+        fake: :math:`(B, 3, H, W)` in [-1, 1]; H, W >= 32 for the AlexNet backbone.
+        real: same shape.
+        net: an ``lpips.LPIPS`` module (see :func:`facezoo.nets.lpips_net.lpips_network`); ``None``
+            builds (once) the AlexNet LPIPS with ImageNet backbone weights from the resolver.
+        reduction: ``"mean"`` or ``"none"`` (per image).
+
+    Returns:
+        LPIPS distance, lower is better (0 for identical images).
+    """
+    _check_images(fake, real)
+    if fake.shape[1] != 3:
+        raise ValueError(f"lpips expects RGB images (B, 3, H, W), got {tuple(fake.shape)}")
+    net = _default_lpips("alex") if net is None else net
+    return _reduce(net(fake, real).flatten(), reduction)
+
+
+def identity_similarity(
+    fake: torch.Tensor,
+    real: torch.Tensor,
+    net: Callable[[torch.Tensor], torch.Tensor],
+    reduction: str = "mean",
+) -> torch.Tensor:
+    """Cosine similarity of face-recognition embeddings (pSp's ID similarity, TP-GAN's identity check).
+
+    Args:
+        fake: :math:`(B, 3, H, W)` in [-1, 1], aligned faces.
+        real: same shape.
+        net: an identity network; its ``embed(images)`` method is used when present
+            (:class:`~facezoo.nets.IRSE50`, :class:`~facezoo.nets.LightCNN29v2`), otherwise ``net(images)``
+            must return :math:`(B, D)` embeddings.
+        reduction: ``"mean"`` or ``"none"`` (per pair).
+
+    Returns:
+        Cosine similarity in [-1, 1], higher is better.
+    """
+    _check_images(fake, real)
+    embed = getattr(net, "embed", net)
+    fake_emb, real_emb = embed(fake), embed(real)
+    if fake_emb.ndim != 2 or fake_emb.shape != real_emb.shape or fake_emb.shape[0] != fake.shape[0]:
+        raise ValueError(f"identity network must return (B, D) embeddings, got {tuple(fake_emb.shape)}")
+    return _reduce(F.cosine_similarity(fake_emb, real_emb, dim=1), reduction)
+
+
+def landmark_nme(
+    pred: torch.Tensor,
+    target: torch.Tensor,
+    eye_indices: tuple[int, int] | None = None,
+    reduction: str = "mean",
+) -> torch.Tensor:
+    """Normalised mean error of landmarks, normalised by the inter-ocular distance of ``target``.
+
+    :math:`\\text{NME} = \\frac{1}{N} \\sum_i \\lVert p_i - t_i \\rVert_2 / \\lVert t_a - t_b \\rVert_2`
+    with :math:`(a, b)` the outer eye corners (36, 45) of iBUG-68 (also for 66 points) or the eye
+    centres (0, 1) of 5 points.
+
+    Args:
+        pred: :math:`(B, N, 2)` (x, y) pixel coordinates.
+        target: :math:`(B, N, 2)` ground truth in the same pixel frame.
+        eye_indices: the two normalising points; ``None`` picks them from :data:`EYE_CORNERS` by ``N``.
+        reduction: ``"mean"`` or ``"none"`` (per face).
+
+    Returns:
+        NME as a fraction (multiply by 100 for %), lower is better.
+
+    Example:
+        >>> t = torch.zeros(1, 5, 2); t[0, 1, 0] = 10.0          # eyes 10 px apart
+        >>> float(landmark_nme(t + torch.tensor([0.0, 1.0]), t))  # every point 1 px off
+        0.10000000149011612
+    """
+    if pred.ndim != 3 or pred.shape[-1] != 2 or pred.shape != target.shape:
+        raise ValueError(
+            "pred and target must be (B, N, 2) of the same shape, "
+            f"got {tuple(pred.shape)} and {tuple(target.shape)}"
+        )
+    num_points = pred.shape[1]
+    if eye_indices is None:
+        if num_points not in EYE_CORNERS:
+            raise ValueError(f"no default eye indices for {num_points} landmarks; pass eye_indices=(a, b)")
+        eye_indices = EYE_CORNERS[num_points]
+    a, b = eye_indices
+    if not (0 <= a < num_points and 0 <= b < num_points):
+        raise ValueError(f"eye_indices {eye_indices} outside 0..{num_points - 1}")
+    inter_ocular = (target[:, a] - target[:, b]).norm(dim=-1)
+    if bool((inter_ocular <= 0).any()):
+        raise ValueError("target has a zero inter-ocular distance")
+    errors = (pred - target).norm(dim=-1).mean(dim=1) / inter_ocular
+    return _reduce(errors, reduction)
+
+
+class FID(FrechetInceptionDistance):
+    """Fréchet Inception distance over a dataset (torchmetrics' implementation, facezoo's extractor).
+
+    ``update(images, real=...)`` takes batches in [-1, 1]; ``compute()`` returns the FID. By default the
+    extractor is :class:`~facezoo.nets.FIDInceptionV3` loaded from ``weights`` (an explicit path, or
+    the resolver: cache, then pytorch-fid's URL), so nothing depends on torch-fidelity. Any module
+    mapping [-1, 1] images to :math:`(B, D)` features works (tests use a tiny random one).
+
+    Args:
+        extractor: a feature module; ``None`` builds the FID Inception.
+        weights: path to ``pt_inception-2015-12-05-6726825d.pth`` when ``extractor`` is ``None``
+            (``None`` resolves it).
+        reset_real_features: whether ``reset()`` also clears the real-image statistics (``False``
+            keeps them across validation epochs).
+        **kwargs: forwarded to ``FrechetInceptionDistance`` / ``torchmetrics.Metric``, e.g.
+            ``input_img_size=(3, H, W)``, the probe size used to infer the feature size of an extractor
+            without a ``num_features`` attribute.
+
+    Example:
+        >>> fid = FID(extractor=nn.Sequential(nn.Flatten(), nn.Linear(12, 3)), input_img_size=(3, 2, 2))
+        >>> x = torch.rand(8, 3, 2, 2) * 2 - 1
+        >>> fid.update(x, real=True); fid.update(x, real=False)
+        >>> abs(float(fid.compute())) < 1e-3
+        True
+    """
+
+    def __init__(
+        self,
+        extractor: nn.Module | None = None,
+        weights: str | os.PathLike | None = None,
+        reset_real_features: bool = True,
+        **kwargs,
+    ) -> None:
+        if extractor is None:
+            from facezoo.nets.inception import FIDInceptionV3
+
+            extractor = FIDInceptionV3.from_pretrained(weights)
+        elif weights is not None:
+            raise ValueError("pass either an extractor or weights for the default Inception, not both")
+        extractor.requires_grad_(False).eval()
+        # normalize=True: torchmetrics feeds float images unchanged to a custom extractor (and probes
+        # the feature size with a float image when the extractor has no `num_features`).
+        super().__init__(feature=extractor, reset_real_features=reset_real_features, normalize=True, **kwargs)
+
+    def update(self, imgs: torch.Tensor, real: bool) -> None:  # noqa: D102 - documented on the class
+        if imgs.ndim != 4 or imgs.shape[1] != 3:
+            raise ValueError(f"FID.update expects (B, 3, H, W) images in [-1, 1], got {tuple(imgs.shape)}")
+        super().update(imgs, real=real)
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """A per-batch metric in :data:`METRICS`.
+
+    Args:
+        fn: ``fn(fake, real, **kwargs) -> Tensor`` (scalar).
+        needs: ``{compute_metrics keyword: fn keyword}`` for the networks / extra inputs it requires.
+        higher_is_better: direction, for model selection and sweeps.
+        optional: keywords passed on when given but not required.
+    """
+
+    fn: Callable[..., torch.Tensor]
+    needs: Mapping[str, str]
+    higher_is_better: bool
+    optional: Mapping[str, str] = field(default_factory=dict)
+
+
+def _nme_of_images(
+    fake: torch.Tensor,
+    real: torch.Tensor,
+    landmark_net: Callable[[torch.Tensor], torch.Tensor],
+    target_landmarks: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """NME of landmarks detected on ``fake`` against ``target_landmarks`` (default: detected on ``real``)."""
+    _check_images(fake, real)
+    target = landmark_net(real) if target_landmarks is None else target_landmarks
+    return landmark_nme(landmark_net(fake), target)
+
+
+#: Per-batch metric registry: name -> :class:`MetricSpec`.
+METRICS: dict[str, MetricSpec] = {
+    "l1": MetricSpec(l1, {}, False),
+    "mse": MetricSpec(mse, {}, False),
+    "psnr": MetricSpec(psnr, {}, True),
+    "ssim": MetricSpec(ssim, {}, True),
+    "lpips": MetricSpec(lpips, {}, False, optional={"lpips_net": "net"}),
+    "id_sim": MetricSpec(identity_similarity, {"id_net": "net"}, True),
+    "nme": MetricSpec(
+        _nme_of_images,
+        {"landmark_net": "landmark_net"},
+        False,
+        optional={"target_landmarks": "target_landmarks"},
+    ),
+}
+
+
+@torch.no_grad()
+def compute_metrics(names: Sequence[str], fake: torch.Tensor, real: torch.Tensor, **nets) -> dict[str, float]:
+    """Compute several registered metrics on one batch.
+
+    Args:
+        names: keys of :data:`METRICS`, e.g. ``["l1", "psnr", "ssim", "lpips", "id_sim"]``.
+        fake: :math:`(B, C, H, W)` in [-1, 1].
+        real: same shape.
+        **nets: the networks / inputs the metrics need: ``lpips_net`` (optional, else the resolved
+            AlexNet LPIPS), ``id_net`` (identity network), ``landmark_net`` (images -> (B, N, 2)) and
+            ``target_landmarks`` (optional (B, N, 2) ground truth for ``nme``).
+
+    Returns:
+        ``{name: value}`` as Python floats, in the order of ``names``.
+
+    Raises:
+        KeyError: unknown metric name.
+        ValueError: a required network is missing.
+    """
+    results: dict[str, float] = {}
+    for name in names:
+        if name not in METRICS:
+            raise KeyError(f"unknown metric {name!r}; known: {sorted(METRICS)}")
+        spec = METRICS[name]
+        kwargs = {}
+        for key, param in spec.needs.items():
+            if nets.get(key) is None:
+                raise ValueError(f"metric {name!r} needs {key}=... passed to compute_metrics")
+            kwargs[param] = nets[key]
+        for key, param in spec.optional.items():
+            if nets.get(key) is not None:
+                kwargs[param] = nets[key]
+        results[name] = float(spec.fn(fake, real, **kwargs))
+    return results

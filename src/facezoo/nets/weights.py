@@ -1,0 +1,363 @@
+"""The one place that resolves pretrained weight files.
+
+Every pretrained network in facezoo (VGG / AlexNet backbones, LightCNN, ArcFace IR-SE50, the FID
+Inception) asks :func:`resolve_weights` for its file. The order is
+
+1. an explicit ``path`` (it must exist),
+2. the facezoo cache directory (``$FACEZOO_CACHE``, else ``~/.cache/facezoo``) and, for torchvision
+   files, torch hub's checkpoint directory (``$TORCH_HOME/hub/checkpoints``, by default
+   ``~/.cache/torch/hub/checkpoints``),
+3. a download of the public URL into the facezoo cache (atomic: temporary file + ``os.replace``), unless
+   ``$FACEZOO_OFFLINE=1`` or ``download=False``.
+
+When all three fail, :class:`WeightsNotFoundError` says, in one line, which file to put where and which
+argument takes a path instead.
+
+Example:
+    >>> spec = WEIGHTS["vgg16"]
+    >>> spec.filename
+    'vgg16-397923af.pth'
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import pickle
+import tempfile
+import urllib.request
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+__all__ = [
+    "WeightSpec",
+    "WEIGHTS",
+    "WeightsNotFoundError",
+    "Freezable",
+    "cache_dir",
+    "is_offline",
+    "search_dirs",
+    "resolve_weights",
+    "load_state_dict_file",
+]
+
+log = logging.getLogger(__name__)
+
+#: Seconds before a download attempt gives up on an unreachable host (``$FACEZOO_DOWNLOAD_TIMEOUT``).
+DEFAULT_TIMEOUT_S = 10.0
+
+
+@dataclass(frozen=True)
+class WeightSpec:
+    """A known weight file.
+
+    Args:
+        name: registry key, e.g. ``"vgg16"``.
+        filename: the file name as released (also the name looked up in the cache directories).
+        url: public download URL, or ``None`` when the release is not downloadable by a script
+            (Google Drive only).
+        sha256_prefix: leading hex digits of the file's SHA-256, checked after a download; ``None``
+            skips the check.
+        description: what the file is.
+        how_to_get: where a person gets the file when ``url`` is ``None`` or the download fails.
+        torch_hub: ``True`` for torchvision files, which are also looked up in torch hub's
+            ``checkpoints`` directory.
+    """
+
+    name: str
+    filename: str
+    url: str | None
+    sha256_prefix: str | None
+    description: str
+    how_to_get: str
+    torch_hub: bool = False
+
+
+_TV = "https://download.pytorch.org/models/"
+
+#: Registry of the weight files facezoo knows, by name.
+WEIGHTS: dict[str, WeightSpec] = {
+    spec.name: spec
+    for spec in (
+        WeightSpec(
+            "vgg16",
+            "vgg16-397923af.pth",
+            _TV + "vgg16-397923af.pth",
+            "397923af",
+            "torchvision VGG16 ImageNet classifier (perceptual losses, PSGAN/GANnotation)",
+            "torchvision.models.VGG16_Weights.IMAGENET1K_V1",
+            torch_hub=True,
+        ),
+        WeightSpec(
+            "vgg19",
+            "vgg19-dcbb9e9d.pth",
+            _TV + "vgg19-dcbb9e9d.pth",
+            "dcbb9e9d",
+            "torchvision VGG19 ImageNet classifier (MaskGAN/pix2pixHD perceptual loss)",
+            "torchvision.models.VGG19_Weights.IMAGENET1K_V1",
+            torch_hub=True,
+        ),
+        WeightSpec(
+            "alexnet",
+            "alexnet-owt-7be5be79.pth",
+            _TV + "alexnet-owt-7be5be79.pth",
+            "7be5be79",
+            "torchvision AlexNet ImageNet classifier (LPIPS 'alex' backbone)",
+            "torchvision.models.AlexNet_Weights.IMAGENET1K_V1",
+            torch_hub=True,
+        ),
+        WeightSpec(
+            "squeezenet1_1",
+            "squeezenet1_1-b8a52dc0.pth",
+            _TV + "squeezenet1_1-b8a52dc0.pth",
+            "b8a52dc0",
+            "torchvision SqueezeNet 1.1 ImageNet classifier (LPIPS 'squeeze' backbone)",
+            "torchvision.models.SqueezeNet1_1_Weights.IMAGENET1K_V1",
+            torch_hub=True,
+        ),
+        WeightSpec(
+            "lightcnn29_v2",
+            "LightCNN_29Layers_V2_checkpoint.pth.tar",
+            None,
+            None,
+            "LightCNN-29 v2 face recognition (Wu et al.), 80013 classes; "
+            "{'state_dict': {'module.<key>': ...}}",
+            "Google Drive link in the README of github.com/AlfredXiangWu/LightCNN (model LightCNN-29 v2)",
+        ),
+        WeightSpec(
+            "ir_se50",
+            "model_ir_se50.pth",
+            None,
+            None,
+            "ArcFace IR-SE50 (TreB1eN/InsightFace_Pytorch) as used by pSp's ID loss; a plain state dict",
+            "Google Drive link 'IR-SE50 Model' in the README of github.com/eladrich/pixel2style2pixel",
+        ),
+        WeightSpec(
+            "fid_inception",
+            "pt_inception-2015-12-05-6726825d.pth",
+            "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/"
+            "pt_inception-2015-12-05-6726825d.pth",
+            None,
+            "pytorch-fid's port of the TF FID Inception-v3 (1008 logits); a plain state dict",
+            "the fid_weights release of github.com/mseitzer/pytorch-fid",
+        ),
+    )
+}
+
+
+class WeightsNotFoundError(FileNotFoundError):
+    """A weight file could not be found or downloaded. The message is one line that says what to do."""
+
+
+def is_offline() -> bool:
+    """Whether downloads are disabled by ``$FACEZOO_OFFLINE`` (``1``, ``true``, ``yes``, ``on``).
+
+    Returns:
+        ``True`` when facezoo must not touch the network.
+    """
+    return os.environ.get("FACEZOO_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def cache_dir() -> Path:
+    """The facezoo weight cache: ``$FACEZOO_CACHE`` or ``~/.cache/facezoo`` (not created here).
+
+    Returns:
+        The directory path, user-expanded.
+    """
+    env = os.environ.get("FACEZOO_CACHE")
+    return Path(env).expanduser() if env else Path("~/.cache/facezoo").expanduser()
+
+
+def _torch_hub_checkpoints() -> Path:
+    return Path(torch.hub.get_dir()).expanduser() / "checkpoints"
+
+
+def search_dirs(name: str) -> list[Path]:
+    """The directories :func:`resolve_weights` searches for ``name``, in order.
+
+    Args:
+        name: a key of :data:`WEIGHTS`.
+
+    Returns:
+        ``[cache_dir()]``, plus torch hub's ``checkpoints`` directory for torchvision files.
+    """
+    dirs = [cache_dir()]
+    if _spec(name).torch_hub:
+        dirs.append(_torch_hub_checkpoints())
+    return dirs
+
+
+def _spec(name: str) -> WeightSpec:
+    try:
+        return WEIGHTS[name]
+    except KeyError:
+        raise ValueError(f"unknown weights {name!r}; known: {sorted(WEIGHTS)}") from None
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def _download(spec: WeightSpec, dest_dir: Path, timeout: float) -> Path:
+    """Download ``spec.url`` into ``dest_dir / spec.filename`` atomically and check its hash."""
+    assert spec.url is not None
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    dest = dest_dir / spec.filename
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{spec.filename}.", suffix=".part", dir=dest_dir)
+    sha = hashlib.sha256()
+    try:
+        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(spec.url, timeout=timeout) as response:
+            while chunk := response.read(1 << 20):
+                sha.update(chunk)
+                out.write(chunk)
+        digest = sha.hexdigest()
+        if spec.sha256_prefix and not digest.startswith(spec.sha256_prefix):
+            raise RuntimeError(f"sha256 {digest[:12]}... does not start with {spec.sha256_prefix}")
+        os.replace(tmp_name, dest)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+    log.info("downloaded %s to %s", spec.url, dest)
+    return dest
+
+
+def resolve_weights(
+    name: str,
+    path: str | os.PathLike | None = None,
+    download: bool | None = None,
+    path_arg: str = "weights",
+) -> Path:
+    """Find the weight file ``name``: explicit path, then the cache directories, then a download.
+
+    Args:
+        name: a key of :data:`WEIGHTS` (``"vgg16"``, ``"vgg19"``, ``"alexnet"``, ``"squeezenet1_1"``,
+            ``"lightcnn29_v2"``, ``"ir_se50"``, ``"fid_inception"``).
+        path: an explicit file. When given it must exist; nothing else is searched.
+        download: ``False`` never downloads, ``None``/``True`` download when a URL is known and
+            ``$FACEZOO_OFFLINE`` is not set (the environment variable always wins).
+        path_arg: the argument / config key that takes a path, named in the error message.
+
+    Returns:
+        The path of an existing file.
+
+    Raises:
+        ValueError: ``name`` is not in :data:`WEIGHTS`.
+        WeightsNotFoundError: no file found and none downloaded; the one-line message names the file,
+            the cache directory and ``path_arg``.
+
+    Example:
+        >>> import os, tempfile
+        >>> d = tempfile.mkdtemp(); p = os.path.join(d, "w.pth"); open(p, "wb").close()
+        >>> resolve_weights("vgg16", path=p).name
+        'w.pth'
+    """
+    spec = _spec(name)
+    where = cache_dir()
+    if path is not None:
+        explicit = Path(path).expanduser()
+        if explicit.is_file():
+            return explicit
+        raise WeightsNotFoundError(
+            f"weights {name!r} not found at {explicit} (passed as {path_arg}=); "
+            f"pass an existing file or put {spec.filename} in {where} and pass {path_arg}=null"
+        )
+    for directory in search_dirs(name):
+        candidate = directory / spec.filename
+        if candidate.is_file():
+            return candidate
+
+    if spec.url is None:
+        reason = f"no direct URL; get it from the {spec.how_to_get}"
+    elif is_offline():
+        reason = "disabled by FACEZOO_OFFLINE=1"
+    elif download is False:
+        reason = "disabled by download=False"
+    else:
+        timeout = float(os.environ.get("FACEZOO_DOWNLOAD_TIMEOUT", DEFAULT_TIMEOUT_S))
+        try:
+            return _download(spec, where, timeout)
+        except Exception as err:  # network, HTTP, disk or hash errors: all end in the same advice
+            reason = f"{spec.url} failed: {type(err).__name__}: {err}"
+    raise WeightsNotFoundError(
+        _one_line(
+            f"weights {name!r} not found: put {spec.filename} in {where} "
+            f"or pass {path_arg}=PATH (download: {reason})"
+        )
+    )
+
+
+def load_state_dict_file(
+    path: str | os.PathLike, allow_pickle: bool = True
+) -> OrderedDict[str, torch.Tensor]:
+    """Load a checkpoint file as a flat state dict on the CPU.
+
+    Unwraps a ``{'state_dict': ...}`` checkpoint (LightCNN, pSp) and strips the ``module.`` prefix
+    that ``nn.DataParallel`` adds.
+
+    Args:
+        path: a ``.pth`` / ``.pth.tar`` file written by ``torch.save``.
+        allow_pickle: the file is first read with ``weights_only=True``; when that fails because the
+            file holds other Python objects (old training checkpoints), it is read again with
+            ``weights_only=False`` if this is ``True`` (only for files you trust).
+
+    Returns:
+        An ordered ``{key: tensor}`` dict.
+
+    Raises:
+        TypeError: the file does not contain a mapping of tensors.
+
+    Example:
+        >>> import os, tempfile
+        >>> p = os.path.join(tempfile.mkdtemp(), "c.pth.tar")
+        >>> torch.save({"state_dict": {"module.fc.weight": torch.ones(2)}}, p)
+        >>> list(load_state_dict_file(p))
+        ['fc.weight']
+    """
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        if not allow_pickle:
+            raise
+        log.warning("%s holds Python objects; loading it with weights_only=False", path)
+        obj = torch.load(path, map_location="cpu", weights_only=False)
+    if isinstance(obj, Mapping) and isinstance(obj.get("state_dict"), Mapping):
+        obj = obj["state_dict"]
+    if not isinstance(obj, Mapping):
+        raise TypeError(f"{path} does not hold a state dict (got {type(obj).__name__})")
+    out: OrderedDict[str, torch.Tensor] = OrderedDict()
+    for key, value in obj.items():
+        if not isinstance(value, torch.Tensor):
+            raise TypeError(f"{path}: entry {key!r} is a {type(value).__name__}, not a tensor")
+        out[key[len("module.") :] if key.startswith("module.") else key] = value
+    return out
+
+
+class Freezable:
+    """Mixin for ``nn.Module`` feature networks that can be frozen.
+
+    A frozen network has no trainable parameters and stays in eval mode even when a parent module
+    calls ``.train()`` (so BatchNorm statistics and dropout never change inside a LightningModule).
+    """
+
+    frozen: bool = False
+
+    def freeze(self) -> Freezable:
+        """Freeze in place: ``requires_grad=False`` on every parameter and eval mode.
+
+        Returns:
+            ``self``.
+        """
+        assert isinstance(self, nn.Module)
+        self.requires_grad_(False)
+        self.frozen = True
+        self.eval()
+        return self
+
+    def train(self, mode: bool = True):  # noqa: D102 - nn.Module.train, but a frozen net stays in eval
+        return super().train(mode and not self.frozen)  # type: ignore[misc]
