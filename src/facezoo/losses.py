@@ -21,8 +21,6 @@ matching (PSGAN makeup loss), perceptual, LPIPS, identity, feature matching, KL 
 from __future__ import annotations
 
 import os
-import re
-import warnings
 from collections.abc import Callable, Mapping, Sequence
 
 import kornia
@@ -47,7 +45,6 @@ __all__ = [
     "landmark_heatmaps",
     "landmark_loss",
     "landmarks_from_heatmaps",
-    "lpips_backbone_state_dict",
     "lsgan_d_loss",
     "lsgan_g_loss",
     "makeup_loss",
@@ -956,70 +953,27 @@ class PerceptualLoss(nn.Module):
         return f"criterion={self.criterion!r}, keys={self._keys}, weights={self._weights}"
 
 
-_LPIPS_SLICE_KEY = re.compile(r"^slice\d+\.(\d+)\.(.+)$")
-
-
-def lpips_backbone_state_dict(torchvision_state_dict: Mapping[str, Tensor], lpips_net: nn.Module) -> dict:
-    """Map a torchvision ``features.N.*`` state dict onto an ``lpips`` backbone's ``sliceK.N.*`` keys.
-
-    The ``lpips`` package splits torchvision's ``features`` Sequential into ``slice1..sliceK`` Sequentials
-    that keep the original child indices (``features.3.weight`` -> ``slice2.3.weight`` for AlexNet), so the
-    mapping is ``sliceK.N.rest -> features.N.rest``; ``classifier.*`` keys are ignored.
-
-    Args:
-        torchvision_state_dict: state dict of ``torchvision.models.{alexnet,vgg16,squeezenet1_1}``.
-        lpips_net: the ``.net`` of an ``lpips.LPIPS`` model.
-
-    Returns:
-        a state dict loadable into ``lpips_net`` with ``strict=True``.
-    """
-    out = {}
-    for key in lpips_net.state_dict():
-        match = _LPIPS_SLICE_KEY.match(key)
-        if match is None:
-            raise KeyError(f"unexpected lpips backbone key {key!r}")
-        source_key = f"features.{match.group(1)}.{match.group(2)}"
-        if source_key not in torchvision_state_dict:
-            raise KeyError(f"backbone weights lack {source_key!r} (needed for lpips key {key!r})")
-        out[key] = torchvision_state_dict[source_key]
-    return out
-
-
 class LPIPSLoss(nn.Module):
-    """LPIPS distance (Zhang et al. 2018) from the ``lpips`` package, as a frozen loss (pSp's LPIPS term).
+    """LPIPS distance (Zhang et al. 2018) as a frozen loss (pSp's LPIPS term).
 
-    The linear heads (v0.1) ship inside the ``lpips`` wheel and always load offline. The backbone is randomly
-    initialised unless ``backbone_weights`` gives torchvision ImageNet weights (a ``.pth`` state dict path or
-    a state dict), because they cannot be downloaded here; a random backbone makes the distance meaningless
-    for training, so pass the weights for real runs.
+    The network comes from :func:`facezoo.nets.lpips_net.lpips_network`: the v0.1 linear heads ship inside the
+    ``lpips`` wheel; the torchvision backbone is resolved through :mod:`facezoo.nets.weights`. A random
+    backbone (``backbone_weights=None``) makes the distance meaningless for training: tests only.
 
     Args:
         net: backbone, ``"alex"`` (pSp's choice) | ``"vgg"`` | ``"squeeze"``.
-        backbone_weights: path to, or state dict of, ``torchvision.models.alexnet`` / ``vgg16`` /
-            ``squeezenet1_1`` weights (``features.N.*`` keys).
+        backbone_weights: ``"imagenet"`` (resolve the torchvision file), a path to it, or ``None``.
 
     Shape:
         input, target: ``(B, 3, H, W)`` in [-1, 1]; output: scalar (mean over the batch), >= 0.
     """
 
-    def __init__(
-        self, net: str = "alex", backbone_weights: str | os.PathLike | Mapping | None = None
-    ) -> None:
+    def __init__(self, net: str = "alex", backbone_weights: str | os.PathLike | None = "imagenet") -> None:
         super().__init__()
-        if net not in ("alex", "vgg", "squeeze"):
-            raise ValueError(f"net must be 'alex', 'vgg' or 'squeeze', got {net!r}")
-        import lpips
+        from facezoo.nets.lpips_net import lpips_network
 
-        with warnings.catch_warnings():  # torchvision's deprecation of `pretrained=`, used inside lpips
-            warnings.simplefilter("ignore", UserWarning)
-            self.model = lpips.LPIPS(net=net, pretrained=True, pnet_rand=True, verbose=False)
+        self.model = lpips_network(net, backbone_weights=backbone_weights)
         self.net_name = net
-        if backbone_weights is not None:
-            state = backbone_weights
-            if not isinstance(state, Mapping):
-                state = torch.load(os.fspath(state), map_location="cpu", weights_only=True)
-            self.model.net.load_state_dict(lpips_backbone_state_dict(state, self.model.net), strict=True)
-        _freeze(self.model)
 
     def train(self, mode: bool = True) -> LPIPSLoss:
         super().train(mode)

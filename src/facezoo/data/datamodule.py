@@ -19,6 +19,8 @@ class FaceDataModule(L.LightningDataModule):
         size: image side of the samples (models read it to size themselves).
         num_classes: identity classes of the train split (for identity-classification heads).
         batch_size, num_workers: DataLoader settings (per process under DDP).
+        root: the dataset directory of file-based datasets; only used through interpolation
+            (``dataset.root: ${..root}`` in conf/data/*.yaml, so ``data.root=DIR`` works), ignored here.
         seed: shuffling seed; the order of epoch ``e`` is a function of ``(seed, e)`` only, so a resumed
             run sees the same batches as an uninterrupted one, on one process or many.
 
@@ -30,7 +32,7 @@ class FaceDataModule(L.LightningDataModule):
 
     def __init__(self, dataset: Callable[..., Dataset], splits: Mapping[str, Mapping] | None = None,
                  size: int = 128, num_classes: int | None = None, batch_size: int = 8,
-                 num_workers: int = 0, seed: int = 0, pin_memory: bool = False):
+                 num_workers: int = 0, seed: int = 0, pin_memory: bool = False, root: str | None = None):
         super().__init__()
         self.dataset_factory = dataset
         self.splits = {k: dict(v or {}) for k, v in (splits or {}).items()}
@@ -40,6 +42,7 @@ class FaceDataModule(L.LightningDataModule):
         self.num_workers = num_workers
         self.seed = seed
         self.pin_memory = pin_memory
+        self.root = root
         self._datasets: dict[str, Dataset] = {}
 
     def dataset(self, split: str) -> Dataset:
