@@ -63,7 +63,7 @@ def test_command_line_data_wins_over_the_model_default():
 @pytest.mark.parametrize("logger", options("logger"))
 def test_logger_configs_compose(logger):
     cfg = compose_train(f"logger={logger}", "paths.output_dir=/tmp/x")
-    nodes = OmegaConf.to_container(cfg.get("logger") or {})
+    nodes = OmegaConf.to_container(cfg.logger) if cfg.get("logger") else {}
     assert all("_target_" in n for n in nodes.values())
 
 
@@ -76,4 +76,4 @@ def test_experiment_cpu_preset_instantiates_small():
     sample = dm.dataset("val")[0]
     assert sample["image"].shape == (3, 64, 64)
     n_params = sum(p.numel() for p in model.generator.parameters())
-    assert n_params < 5e6
+    assert n_params < 12e6  # vs 157.5M at full width and 128 px (tests/methods/test_tpgan_networks.py)
