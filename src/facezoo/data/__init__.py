@@ -1,0 +1,30 @@
+"""facezoo's data layer: every dataset returns a sample ``dict`` with fixed key names.
+
+Common keys (see ``docs/architecture.md``):
+
+=====================  ===========================  ==============================================
+key                    shape / type                 meaning
+=====================  ===========================  ==============================================
+``image``              (3, H, W) float in [-1, 1]   the network input (profile, source, A, …)
+``landmarks``          (68, 2) float32              (x, y) pixels of ``image``, iBUG-68 order
+``mask``               (H, W) int64                 CelebAMask-HQ 19-label map of ``image``
+``pose``               (3,) float32                 yaw, pitch, roll of ``image`` in degrees
+``identity``           int64 scalar                 identity id, contiguous within the split
+``target``             (3, H, W) float in [-1, 1]   the ground-truth output
+``target_landmarks``   (68, 2) float32              landmarks of ``target``
+``target_mask``        (H, W) int64                 labels of ``target``
+``target_pose``        (3,) float32                 pose of ``target`` (frontalization, re-posing)
+=====================  ===========================  ==============================================
+
+View-specific keys (:mod:`facezoo.data.synthetic`):
+
+* re-posing (GANnotation): ``third``, ``third_landmarks``, ``third_mask``, ``third_pose`` — the third face C
+  of the A → B → C triplet (``image`` = A, ``target`` = B).
+* makeup (PSGAN): ``reference``, ``reference_landmarks``, ``reference_mask``, ``reference_pose``,
+  ``reference_identity`` — the makeup reference (another identity); ``makeup`` (12,) float32 in [0, 1]
+  (:meth:`~facezoo.data.synthetic.Makeup.as_vector`); ``target`` is the source wearing the reference's makeup.
+* mask editing (MaskGAN): ``edit`` int64, an index into :data:`~facezoo.data.synthetic.MASK_EDITS`;
+  ``target_mask`` is the edited mask and ``target`` the image rendered with the edit.
+
+"left"/"right" always mean the image side: ``l_eye`` is the image-left eye, landmarks 36-41.
+"""
