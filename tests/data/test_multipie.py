@@ -137,8 +137,9 @@ def test_negative_yaws_are_mirrored_to_the_positive_side(hand_tree):
     neg = samples["009_01_01_130_03"]                      # camera 13_0, yaw -30
     pixels, points = views["009_01_01_130_03"]
     assert np.array_equal(_as_pixels(neg["image"]), pixels[:, ::-1])
-    assert np.allclose(neg["five_points"].numpy()[0], [19 - points[1, 0], points[1, 1]], atol=1e-4)  # eyes swap
-    assert np.allclose(neg["five_points"].numpy()[3], [19 - points[4, 0], points[4, 1]], atol=1e-4)  # mouth too
+    five = neg["five_points"].numpy()
+    assert np.allclose(five[0], [19 - points[1, 0], points[1, 1]], atol=1e-4)  # the eyes swap
+    assert np.allclose(five[3], [19 - points[4, 0], points[4, 1]], atol=1e-4)  # the mouth corners too
     assert neg["pose"][0] == 30
     pos = samples["009_01_01_041_03"]                      # camera 04_1, yaw +30: untouched
     assert np.array_equal(_as_pixels(pos["image"]), views["009_01_01_041_03"][0])
@@ -159,7 +160,8 @@ def test_resizing_moves_the_points_with_the_pixels(hand_tree):
 
 def test_pose_filter_and_frontal_inputs(hand_tree):
     root, _ = hand_tree
-    assert sorted(_by_name(MultiPIE(root, size=20, poses=[-30, 15]))) == ["005_02_01_050_07", "009_01_01_130_03"]
+    assert sorted(_by_name(MultiPIE(root, size=20, poses=[-30, 15]))) == ["005_02_01_050_07",
+                                                                          "009_01_01_130_03"]
     assert sorted(_by_name(MultiPIE(root, size=20, poses=range(0, 91, 15)))) == ["005_02_01_050_07",
                                                                                   "009_01_01_041_03"]
     with_frontal = _by_name(MultiPIE(root, size=20, include_frontal_inputs=True))
@@ -192,8 +194,8 @@ def test_list_file_may_hold_paths_comments_and_other_columns(hand_tree):
 
 def test_datamodule_builds_the_splits_and_batches(hand_tree):
     root, _ = hand_tree
-    dm = FaceDataModule(dataset=partial(MultiPIE, root=root, size=20), splits={"train": {"list_file": "train.csv"}},
-                        batch_size=2)
+    dm = FaceDataModule(dataset=partial(MultiPIE, root=root, size=20),
+                        splits={"train": {"list_file": "train.csv"}}, batch_size=2)
     dm.setup("fit")
     batch = next(iter(dm.train_dataloader()))
     assert batch["image"].shape == (2, 3, 20, 20) and batch["five_points"].shape == (2, 5, 2)
@@ -215,7 +217,8 @@ def test_the_hydra_config_takes_data_root(hand_tree):
     assert cfg.data.dataset.root == str(root) and cfg.model.num_classes == 200
     dm = instantiate(cfg.data, _convert_="all")
     ds = dm.dataset("train")
-    assert isinstance(ds, MultiPIE) and ds.root == root and len(ds) == 4 and ds[0]["image"].shape == (3, 20, 20)
+    assert isinstance(ds, MultiPIE) and ds.root == root and len(ds) == 4
+    assert ds[0]["image"].shape == (3, 20, 20)
 
 
 # ---------------------------------------------------------------------------------------- errors
@@ -239,7 +242,8 @@ def test_missing_root_and_list_file(tmp_path, hand_tree):
 def test_listed_image_that_does_not_exist(hand_tree):
     root, _ = hand_tree
     (root / "images" / "005_02_01_080_07_cropped.png").unlink()
-    _one_line_error(lambda: MultiPIE(root), "005_02_01_080_07_cropped.png", "train.csv line 5", "does not exist")
+    _one_line_error(lambda: MultiPIE(root), "005_02_01_080_07_cropped.png", "train.csv line 5",
+                    "does not exist")
 
 
 @pytest.mark.parametrize("entry, needle", [("005_2_01_080_07_cropped.png", "malformed"),
@@ -299,8 +303,9 @@ def make_synthetic():
 def exported(tmp_path_factory) -> Path:
     """A tree written by the real command line: 3 subjects (one per list), 32-pixel crops, 1 illumination."""
     out = tmp_path_factory.mktemp("exported") / "multipie"
-    proc = subprocess.run([sys.executable, str(SCRIPT), "--format", "multipie", "--out", str(out), "--split", "all",
-                           "--identities", "3", "--size", "32", "--illuminations", "1", "--seed", "0"],
+    proc = subprocess.run([sys.executable, str(SCRIPT), "--format", "multipie", "--out", str(out),
+                           "--split", "all", "--identities", "3", "--size", "32", "--illuminations", "1",
+                           "--seed", "0"],
                           capture_output=True, text=True, timeout=300, cwd=ROOT,
                           env={**__import__("os").environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"})
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -346,8 +351,10 @@ def test_loader_reads_the_exported_tree(exported):
         assert np.array_equal(_as_pixels(s["target"]), frontal)
         stored = read_five_points(exported / "5pt" / n.five_point_name)
         if n.yaw < 0:   # mirrored: flipped pixels, x → 31 - x, left/right swapped
-            assert np.array_equal(_as_pixels(s["image"]), np.asarray(Image.open(exported / "images" / n.image_name))[:, ::-1])
-            assert np.allclose(s["five_points"].numpy()[[1, 0, 2, 4, 3]], np.c_[31 - stored[:, 0], stored[:, 1]], atol=1e-4)
+            original = np.asarray(Image.open(exported / "images" / n.image_name))
+            assert np.array_equal(_as_pixels(s["image"]), original[:, ::-1])
+            unswapped = s["five_points"].numpy()[[1, 0, 2, 4, 3]]
+            assert np.allclose(unswapped, np.c_[31 - stored[:, 0], stored[:, 1]], atol=1e-4)
             if n.yaw > -90:  # at 90 degrees both eye centres project onto the same column
                 assert s["five_points"][0, 0] < s["five_points"][1, 0]   # still the image-left eye first
         else:
@@ -376,17 +383,18 @@ def test_exporter_is_deterministic_and_seeded(tmp_path, make_synthetic):
 def test_single_split_exports_refuse_overlapping_subjects(tmp_path, make_synthetic):
     out = tmp_path / "mp"
     make_synthetic.export_multipie(out, identities=1, size=16, split="train", illuminations=1)
-    _one_line_error(lambda: make_synthetic.export_multipie(out, identities=1, size=16, split="test", illuminations=1),
-                    "train.csv", "--first-subject 2")
-    lists = make_synthetic.export_multipie(out, identities=1, size=16, split="test", illuminations=1, first_subject=2)
+    test_split = partial(make_synthetic.export_multipie, out, identities=1, size=16, split="test",
+                         illuminations=1)
+    _one_line_error(test_split, "train.csv", "--first-subject 2")
+    lists = test_split(first_subject=2)
     assert {parse_name(n).subject for n in lists["test"]} == {"002"}
     assert MultiPIE(out, split="test", size=16).subjects == ["002"]
     assert MultiPIE(out, split="train", size=16).subjects == ["001"]
 
 
 def test_exporter_sessions_recordings_and_illuminations(tmp_path, make_synthetic):
-    lists = make_synthetic.export_multipie(tmp_path, identities=1, size=16, split="val", sessions=2, recordings=2,
-                                           illuminations=2)
+    lists = make_synthetic.export_multipie(tmp_path, identities=1, size=16, split="val", sessions=2,
+                                           recordings=2, illuminations=2)
     names = [parse_name(n) for n in lists["val"]]
     assert len(names) == 13 * 2 * 2 * 2
     assert {(n.session, n.recording, n.illumination) for n in names} == {
