@@ -23,7 +23,13 @@ from facezoo import losses
 from facezoo.face.align import crop_patches
 from facezoo.face.labels import landmarks_68_to_5
 from facezoo.methods.base import GANModule
-from facezoo.methods.tpgan.networks import PART_NAMES, Discriminator, TPGANGenerator, part_boxes, part_geometry
+from facezoo.methods.tpgan.networks import (
+    PART_NAMES,
+    Discriminator,
+    TPGANGenerator,
+    part_boxes,
+    part_geometry,
+)
 
 log = logging.getLogger(__name__)
 
