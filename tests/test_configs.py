@@ -77,3 +77,14 @@ def test_experiment_cpu_preset_instantiates_small():
     assert sample["image"].shape == (3, 64, 64)
     n_params = sum(p.numel() for p in model.generator.parameters())
     assert n_params < 12e6  # vs 157.5M at full width and 128 px (tests/methods/test_tpgan_networks.py)
+
+
+def test_slurm_launcher_follows_the_trainer():
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose("train", overrides=["hydra/launcher=slurm", "trainer=ddp_multinode", "trainer.num_nodes=3",
+                                          "trainer.devices=4"], return_hydra_config=True)
+    launcher = cfg.hydra.launcher
+    assert launcher._target_.endswith("SlurmLauncher")
+    assert (launcher.nodes, launcher.tasks_per_node, launcher.gpus_per_node) == (3, 4, 4)
+    assert launcher.additional_parameters.signal == "SIGUSR1@90"

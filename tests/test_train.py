@@ -144,3 +144,46 @@ def test_installed_package_runs_from_another_directory(tmp_path):
     where = subprocess.run([sys.executable, "-c", "import facezoo; print(facezoo.__file__)"], cwd=elsewhere,
                            env=env, capture_output=True, text=True, check=True).stdout
     assert where.startswith(str(target))
+
+
+def test_missing_dataset_root_is_one_line(tmp_path):
+    missing = tmp_path / "no_multipie_here"
+    proc = run_module("facezoo.train", "model=tpgan", "data=multipie", f"data.root={missing}", "data.size=64",
+                      "model.width=0.125", "trainer=debug", "data.num_workers=0", f"hydra.run.dir={tmp_path / 'run'}",
+                      check=False)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("facezoo.train: error:")]
+    assert len(errors) == 1 and str(missing) in errors[0]
+
+
+def test_tensorboard_and_csv_loggers_get_the_sample_grid(tmp_path):
+    run_module("facezoo.train", *TINY_TPGAN, "logger=many", f"hydra.run.dir={tmp_path}")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(tmp_path / "tensorboard"), size_guidance={"images": 0})
+    events.Reload()
+    assert "samples" in events.Tags()["images"]
+    assert "train/g_pixel_step" in events.Tags()["scalars"]
+    assert (tmp_path / "csv" / "metrics.csv").is_file()
+
+
+def test_optuna_search_runs_trials_and_reports_the_best(tmp_path):
+    """hparams_search=tpgan_optuna: a real Optuna sweep (2 trials) over the loss weights."""
+    run_module("facezoo.train", *TINY_TPGAN, "hparams_search=tpgan_optuna", "hydra.sweeper.n_trials=2",
+               "hydra.sweeper.sampler.n_startup_trials=2", f"hydra.sweep.dir={tmp_path}")
+    import yaml
+
+    result = yaml.safe_load((tmp_path / "optimization_results.yaml").read_text())
+    assert set(result["best_params"]) == {"model.loss.symmetry", "model.loss.local", "model.loss.adversarial",
+                                          "model.loss.tv"}
+    assert result["best_value"] > 0
+    rows = list(csv.DictReader(open(tmp_path / "multirun_summary.csv")))
+    assert len(rows) == 2 and min(float(r["val/l1"]) for r in rows) == result["best_value"]
+
+
+def test_joblib_launcher_runs_jobs_in_parallel_processes(tmp_path):
+    run_module("facezoo.train", "-m", *TINY_TPGAN, "hydra/launcher=local_parallel", "model.loss.tv=0.0,0.001",
+               f"hydra.sweep.dir={tmp_path}")
+    rows = list(csv.DictReader(open(tmp_path / "multirun_summary.csv")))
+    assert sorted(r["model.loss.tv"] for r in rows) == ["0.0", "0.001"]
