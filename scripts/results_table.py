@@ -1,0 +1,42 @@
+"""Turn a `facezoo.evaluate` JSON into the markdown table docs/results.md shows.
+
+    python scripts/results_table.py docs/results/tpgan_cpu_eval.json
+
+Rows: the model and each ``baseline_<name>``; columns: the metrics they share. Lower is better for
+l1/mse/lpips, higher for psnr/ssim; the best value of each column is bold.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+HIGHER_IS_BETTER = {"psnr", "ssim"}
+
+
+def table(result: dict) -> str:
+    metrics = result["metrics"]
+    rows: dict[str, dict[str, float]] = {}
+    for key, value in metrics.items():
+        name, _, metric = key.rpartition("/")
+        rows.setdefault(name or "model", {})[metric] = value
+    columns = [m for m in ("l1", "mse", "psnr", "ssim", "lpips", "nme") if all(m in r for r in rows.values())]
+    best = {m: (max if m in HIGHER_IS_BETTER else min)(r[m] for r in rows.values()) for m in columns}
+    arrows = {m: "↑" if m in HIGHER_IS_BETTER else "↓" for m in columns}
+    lines = ["| output | " + " | ".join(f"{m} {arrows[m]}" for m in columns) + " |",
+             "|---" * (len(columns) + 1) + "|"]
+    for name, values in sorted(rows.items(), key=lambda kv: (kv[0] != "model", kv[0])):
+        cells = [f"**{values[m]:.4f}**" if values[m] == best[m] else f"{values[m]:.4f}" for m in columns]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + f"\n\n{result['num_samples']} samples of the `{result['split']}` split; LPIPS: {result['lpips']}."
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("json", type=Path)
+    print(table(json.loads(p.parse_args().json.read_text())))
+
+
+if __name__ == "__main__":
+    main()
