@@ -286,3 +286,62 @@ def test_mask_edit_changes_the_mask_and_only_the_edited_attribute():
         assert (s["mask"] != s["target_mask"]).any()
         assert not torch.equal(s["image"], s["target"])
     assert len(seen) >= 2
+
+
+# --------------------------------------------------------------- optimised internals vs plain references
+def test_identity_cache_is_not_mutated_by_expressions():
+    """build_geometry caches per identity; other expressions of that identity must not change the cache."""
+    from facezoo.data import _render
+
+    ident = identity_params(0, "train", 5)
+    style = _render.HAIR_STYLES[ident.hair_style]
+    first = _render.build_geometry(ident.shape, 0.0, 0.0, 0.0, 0.0, style)
+    _render.build_geometry(ident.shape, 1.0, 0.9, 0.8, 1.0, style)          # moves every expression point
+    again = _render.build_geometry(np.asarray(ident.shape), 0.0, 0.0, 0.0, 0.0, style)
+    assert np.array_equal(first.points, again.points) and np.array_equal(first.normals, again.normals)
+    assert np.array_equal(first.part_normals, again.part_normals) and first.parts == again.parts
+    assert identity_params(0, "train", 5) is identity_params(0, 0, 5)         # identities are cached too
+
+
+def test_slice_surface_matches_vectorised_formula():
+    """The scalar-loop _slice_surface equals the closed-form vectorised ray/ellipsoid intersection exactly."""
+    from facezoo.data import _render
+
+    skin = (_render.Ellipsoid((0.0, -0.83, -0.42), (1.04, 1.22, 1.32)), _render.Ellipsoid((0.0, 0.1, 0.05),
+                                                                                            (0.8, 1.0, 0.78)))
+    y = np.linspace(-0.5, 1.0, 17)
+    phi = np.radians(86.0) * (np.arange(17) - 8) / 8
+    z0, sx, sz = -0.3, np.sin(phi), np.cos(phi)
+    best_t, normal = np.zeros(17), np.zeros((17, 3))
+    for e in skin:                                                             # the same formula, numpy
+        (cx, cy, cz), (a, b, c) = e.centre, e.axes
+        k = np.clip(1.0 - ((y - cy) / b) ** 2, 1e-4, None)
+        a2, c2 = a * a * k, c * c * k
+        qa = sx * sx / a2 + sz * sz / c2
+        qb = 2 * ((-cx) * sx / a2 + (z0 - cz) * sz / c2)
+        qc = cx * cx / a2 + (z0 - cz) ** 2 / c2 - 1
+        t = (-qb + np.sqrt(np.clip(qb * qb - 4 * qa * qc, 0, None))) / (2 * qa)
+        better = t > best_t
+        n = np.stack([(t * sx - cx) / a**2, (y - cy) / b**2, (z0 + t * sz - cz) / c**2], -1)
+        normal, best_t = np.where(better[:, None], n, normal), np.where(better, t, best_t)
+    pts, nrm = _render._slice_surface(y, phi, skin)
+    assert np.array_equal(pts, np.stack([best_t * sx, y, z0 + best_t * sz], -1))
+    assert np.array_equal(nrm, normal / np.linalg.norm(normal, axis=-1, keepdims=True))
+    assert np.allclose(np.linalg.norm(nrm, axis=1), 1.0) and np.all(best_t > 0)
+
+
+def test_clip_convex_against_numpy_reference():
+    """Inside test and Sutherland–Hodgman clipping: a square clipped by a diamond, and a polygon inside it."""
+    from facezoo.data import _render
+
+    diamond = [(0.0, -1.0), (1.0, 0.0), (0.0, 1.0), (-1.0, 0.0)]
+    small = [(-0.2, -0.2), (0.2, -0.2), (0.2, 0.2), (-0.2, 0.2)]
+    square = [(-0.8, -0.8), (0.8, -0.8), (0.8, 0.8), (-0.8, 0.8)]
+    assert _render._inside_convex(small, diamond) and _render._inside_convex(small, diamond[::-1])
+    assert not _render._inside_convex(square, diamond)
+    assert _render._clip_convex(small, diamond) is small
+    out = np.array(_render._clip_convex(square, diamond))
+    # the square cut by the diamond is an octagon with vertices (±0.8, ±0.2) and (±0.2, ±0.8)
+    assert out.shape == (8, 2)
+    assert np.allclose(np.sort(np.abs(out), axis=1), [[0.2, 0.8]] * 8)
+    assert np.allclose(np.abs(out).sum(1), 1.0)                                # on the diamond's edges
