@@ -8,7 +8,7 @@ torch.cuda.max_memory_allocated) belongs to it alone. Times are medians over rep
 Measured:
 
 * the synthetic renderer: frontalization pairs/s and single faces/s at 128x128, on ONE core;
-* TP-GAN at its real size (128x128, width 1) and at the CPU preset (64x64, width 0.25): training
+* TP-GAN at its real size (128x128, width 1) and at the CPU preset (64x64, width 0.125): training
   iterations (1 D + 1 G step) and inference, as images/s.
 """
 
@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 PRESETS = {  # name → (image_size, width, zdim, feature_dim)
     "tpgan-128-full": (128, 1.0, 100, 256),
-    "tpgan-64-cpu-preset": (64, 0.25, 32, 128),
+    "tpgan-64-cpu-preset": (64, 0.125, 32, 128),
 }
 
 

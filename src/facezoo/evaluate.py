@@ -23,8 +23,6 @@ from facezoo.utils import FacezooError, atomic_write_json
 
 log = logging.getLogger("facezoo.evaluate")
 
-IMAGE_METRICS = ("l1", "mse", "psnr", "ssim")
-
 
 def load_checkpoint(ckpt_path: str | Path, data_overrides: dict | None = None, map_location="cpu"):
     """Rebuild ``(model, datamodule, config)`` from a facezoo checkpoint.
@@ -72,8 +70,6 @@ class _Accumulator:
 @torch.no_grad()
 def evaluate(cfg: DictConfig) -> dict:
     """Compute the model's and the baselines' metrics on the configured split; returns the JSON object."""
-    from facezoo import metrics
-
     model, datamodule, train_cfg = load_checkpoint(cfg.ckpt_path, cfg.get("data_overrides"))
     device = torch.device(cfg.device)
     model.to(device)
@@ -91,19 +87,19 @@ def evaluate(cfg: DictConfig) -> dict:
         except FileNotFoundError as err:
             log.warning("LPIPS skipped: %s", err)
 
-    baselines = model.evaluation_baselines(datamodule, cfg.mean_face_samples)
+    baselines = model.evaluation_baselines(datamodule, mean_face_samples=cfg.mean_face_samples)
     outputs = {"model": model.predict_batch, **{f"baseline_{k}": fn for k, fn in baselines.items()}}
     acc = {name: _Accumulator() for name in outputs}
     for batch in loader:
         batch = {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
-        target = batch["target"]
+        n_batch = batch["image"].shape[0]
         for name, fn in outputs.items():
             fake = fn(batch)
-            values = {m: getattr(metrics, m)(fake, target) for m in IMAGE_METRICS}
+            values = model.evaluation_metrics(fake, batch)
             if lpips_net is not None:
-                values["lpips"] = lpips_net(fake, target).mean()
-            acc[name].add(values, target.shape[0])
-            acc[name].count += target.shape[0]
+                values["lpips"] = lpips_net(fake, batch["target"]).mean()
+            acc[name].add(values, n_batch)
+            acc[name].count += n_batch
 
     flat: dict[str, float] = {}
     for name, a in acc.items():

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import lightning as L
 import torch
@@ -79,3 +79,18 @@ class GANModule(L.LightningModule):
     def predict_batch(self, batch: Mapping) -> torch.Tensor:
         """The method's output image for a batch (deterministic): (B, 3, H, W) in [-1, 1]."""
         raise NotImplementedError
+
+    def evaluation_baselines(self, datamodule, **options) -> dict[str, Callable[[Mapping], torch.Tensor]]:
+        """The task's trivial baselines: name → function(batch) → output image, evaluated like the model."""
+        return {}
+
+    def evaluation_metrics(self, output: torch.Tensor, batch: Mapping) -> dict[str, torch.Tensor]:
+        """Metrics of one output batch (the model's or a baseline's) against the batch's ground truth.
+
+        The default compares with ``batch["target"]``: l1, mse, psnr, ssim (:mod:`facezoo.metrics`).
+        Methods add their task's metrics (e.g. landmark NME for re-posing).
+        """
+        from facezoo import metrics
+
+        target = batch["target"]
+        return {name: getattr(metrics, name)(output, target) for name in ("l1", "mse", "psnr", "ssim")}

@@ -262,11 +262,9 @@ class TPGAN(GANModule):
     def _eval_step(self, batch: Mapping, stage: str) -> None:
         from facezoo import metrics
 
-        fake = self.predict_batch(batch)
-        target = batch["target"]
-        values = {"l1": metrics.l1(fake, target), "psnr": metrics.psnr(fake, target),
-                  "ssim": metrics.ssim(fake, target), "l1_input": metrics.l1(batch["image"], target)}
-        self.log_dict({f"{stage}/{k}": v for k, v in values.items()}, batch_size=fake.shape[0],
+        values = self.evaluation_metrics(self.predict_batch(batch), batch)
+        values["l1_input"] = metrics.l1(batch["image"], batch["target"])  # the "do nothing" reference
+        self.log_dict({f"{stage}/{k}": v for k, v in values.items()}, batch_size=batch["image"].shape[0],
                       sync_dist=True, prog_bar=stage == "val")
 
     def sample_rows(self, batch: Mapping) -> dict[str, torch.Tensor]:
@@ -282,7 +280,7 @@ class TPGAN(GANModule):
         return rows
 
     # ------------------------------------------------------------------------------ evaluation
-    def evaluation_baselines(self, datamodule, mean_face_samples: int = 512) -> dict[str, Callable]:
+    def evaluation_baselines(self, datamodule, mean_face_samples: int = 512, **_) -> dict[str, Callable]:
         """Trivial frontalization baselines: the input itself, and the mean frontal face of the train split."""
         train = datamodule.dataset("train")
         n = min(mean_face_samples, len(train))
