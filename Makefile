@@ -31,6 +31,8 @@ test: $(STAMP)  ## run the whole test suite (CPU)
 
 bench: $(STAMP)  ## measure speed and memory, append to docs/benchmarks.md
 	$(PY) scripts/bench.py --append docs/benchmarks.md
+	$(PY) scripts/bench_psgan.py --append docs/benchmarks.md
+	$(PY) scripts/bench_gannotation.py --append docs/benchmarks.md
 
 lint: $(STAMP)  ## ruff
 	$(PY) -m ruff check src tests scripts

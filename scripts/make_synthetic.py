@@ -19,6 +19,21 @@ Formats (``--format``, the :data:`EXPORTERS` registry; add one function per new 
   list. Identities of list ``s`` are identities ``0, 1, …`` of
   ``SyntheticFrontalization(split=s, seed=seed)``.
 
+* ``mt`` — PSGAN's MT makeup layout (:mod:`facezoo.data.mt`): ``images/``, ``segs/`` (MT 14-label maps,
+  converted from CelebAMask-HQ with :func:`facezoo.face.labels.convert_labels`) and ``landmarks/`` (pickled
+  ``(68, 2)`` arrays in (y, x) order, ``.png`` names) for ``makeup/`` and ``non-makeup/``, plus the lists.
+  Sample ``i`` of ``SyntheticMakeup(split=s, seed=seed)`` gives the non-makeup image ``<s>_<i>.png`` (its
+  source) and the makeup image ``<s>_<i>.png`` (its reference, another identity). The train identities are
+  listed in ``makeup.txt`` / ``non-makeup.txt`` (what PSGAN trains on); ``--split all`` also writes the
+  held-out identities' lists ``makeup_val.txt`` … ``non-makeup_test.txt``. ``--identities`` is divided as for
+  multipie (each list needs at least 2 identities); ``--samples-per-identity`` pairs per identity.
+
+* ``300vw`` — GANnotation's 300VW layout (:mod:`facezoo.data.video300w`): one video ``<NNN>/`` per identity
+  (numbered from ``--first-subject``) of ``--frames`` frames in which pose and expression vary smoothly,
+  ``frames/000001.jpg …`` (JPEG: lossy), ``pts.pt`` (the per-frame ``(68, 2)`` points) and, with
+  ``--pts-files``, ``annot/*.pts``; the lists ``train.txt``/``val.txt``/``test.txt`` name the videos
+  (identities divided as for multipie).
+
 Every file is a pure function of the arguments and is written atomically (temporary name + rename); the
 lists are written last, so a list never names a missing file.
 """
@@ -36,6 +51,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from facezoo.data.mt import format_mt_landmarks
 from facezoo.data.multipie import (
     CAMERA_YAW,
     FIVE_POINT_DIR,
@@ -53,14 +69,18 @@ from facezoo.data.synthetic import (
     Lighting,
     Makeup,
     Pose,
+    SyntheticMakeup,
     identity_params,
     render,
     sample_background,
     sample_expression,
+    sample_lighting,
+    sample_makeup,
     sample_rng,
 )
+from facezoo.data.video300w import ANNOT_DIR, FRAME_DIR, POINTS_FILE, format_pts
 from facezoo.face.align import align_multipie
-from facezoo.face.labels import landmarks_68_to_5
+from facezoo.face.labels import convert_labels, landmarks_68_to_5
 from facezoo.utils import FacezooError, atomic_write_text
 
 #: View id of the Multi-PIE export in :func:`facezoo.data.synthetic.sample_rng` (the views use 1-5).
@@ -72,12 +92,25 @@ SPLIT_NAMES: tuple[str, ...] = ("train", "val", "test")
 
 # ------------------------------------------------------------------------------------ file helpers
 def atomic_save_png(path: Path, image: np.ndarray) -> None:
-    """Save an ``(H, W, 3)`` uint8 array as PNG through a temporary file and a rename."""
+    """Save an ``(H, W, 3)`` (RGB) or ``(H, W)`` (8-bit grey / label map) uint8 array as PNG, atomically."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
             Image.fromarray(np.ascontiguousarray(image, np.uint8)).save(f, format="PNG")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file and a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -213,11 +246,169 @@ def export_multipie(out: str | Path, identities: int = 20, size: int = 128, seed
     return lists
 
 
+# ------------------------------------------------------------------------------------------- mt
+#: List files of each split in the MT export: train keeps the official names (what PSGAN trains on).
+MT_LISTS: dict[str, dict[str, str]] = {
+    "train": {"makeup": "makeup.txt", "non-makeup": "non-makeup.txt"},
+    "val": {"makeup": "makeup_val.txt", "non-makeup": "non-makeup_val.txt"},
+    "test": {"makeup": "makeup_test.txt", "non-makeup": "non-makeup_test.txt"},
+}
+
+
+def _mt_to_uint8(image) -> np.ndarray:
+    """``(3, H, W)`` tensor in [-1, 1] → ``(H, W, 3)`` uint8 (the renderer's own pixel values)."""
+    return np.asarray(((image.permute(1, 2, 0).numpy() + 1.0) * 127.5).round().clip(0, 255), np.uint8)
+
+
+def export_mt(out: str | Path, identities: int = 20, size: int = 128, seed: int = 0, split: str = "all",
+              samples_per_identity: int = 2, fractions: Sequence[float] = (0.7, 0.15, 0.15),
+              supersample: int = 2) -> dict[str, list[str]]:
+    """Write synthetic makeup sources and references as an MT tree (layout in :mod:`facezoo.data.mt`).
+
+    Args:
+        out: output root.
+        identities: identities written, divided into train/val/test by ``fractions`` with ``split="all"``.
+        size: image side (MT's images are 361², PSGAN trains at 256²).
+        seed: the synthetic data seed (``SyntheticMakeup(seed=seed)``).
+        split: ``"all"`` or one of train/val/test (only that split's lists).
+        samples_per_identity: source/reference pairs per identity (``SyntheticMakeup`` samples per split =
+            identities × this).
+        fractions: train/val/test shares of the identities for ``split="all"``.
+        supersample: the renderer's anti-aliasing factor.
+
+    Returns:
+        ``{list file name: [entries]}``, e.g. ``{"makeup.txt": ["makeup/train_00000.png", …], …}``.
+    """
+    out = Path(out)
+    if identities < 2 or size < 8 or samples_per_identity < 1:
+        raise FacezooError(f"need identities >= 2, size >= 8, samples per identity >= 1; got {identities}, "
+                           f"{size}, {samples_per_identity}")
+    if split == "all":
+        counts = split_counts(identities, fractions)
+    elif split in SPLIT_NAMES:
+        counts = {split: identities}
+    else:
+        raise FacezooError(f"--split must be all, train, val or test, got {split!r}")
+    small = {k: v for k, v in counts.items() if v < 2}
+    if small:
+        raise FacezooError(f"each MT list needs >= 2 identities (the reference is another identity); "
+                           f"got {small} from --identities {identities}; pass more identities")
+
+    lists: dict[str, list[str]] = {}
+    for split_name, n_ids in counts.items():
+        view = SyntheticMakeup(split=split_name, size=size, length=n_ids * samples_per_identity,
+                               num_identities=n_ids, seed=seed, supersample=supersample)
+        entries: dict[str, list[str]] = {"makeup": [], "non-makeup": []}
+        for index in range(len(view)):
+            sample = view[index]
+            name = f"{split_name}_{index:05d}.png"
+            for domain, key, prefix in (("non-makeup", "image", ""), ("makeup", "reference", "reference_")):
+                mask = convert_labels(sample[f"{prefix}mask"].numpy(), "celebamask_hq", "mt").astype(np.uint8)
+                atomic_save_png(out / "images" / domain / name, _mt_to_uint8(sample[key]))
+                atomic_save_png(out / "segs" / domain / name, mask)
+                atomic_write_bytes(out / "landmarks" / domain / name,
+                                   format_mt_landmarks(sample[f"{prefix}landmarks"].numpy()))
+                entries[domain].append(f"{domain}/{name}")
+        for domain, names in entries.items():
+            lists[MT_LISTS[split_name][domain]] = names
+    for list_name, names in lists.items():
+        atomic_write_text(out / list_name, "".join(n + "\n" for n in names))
+    return lists
+
+
+# ---------------------------------------------------------------------------------------- 300vw
+#: View id of the 300VW export in :func:`facezoo.data.synthetic.sample_rng` (multipie uses 16).
+VIDEO_VIEW_ID = 17
+
+
+def video_params(identity: Identity, rng: np.random.Generator, frames: int) -> list[FaceParams]:
+    """The per-frame parameters of one synthetic video: pose and expression vary smoothly.
+
+    Yaw, pitch and roll follow sines (amplitudes up to 45°/10°/8°, 0.5-2 cycles per video, random phases);
+    smile, mouth opening and brow raise follow rectified sines; light, makeup and background stay.
+
+    Returns:
+        ``frames`` :class:`~facezoo.data.synthetic.FaceParams`.
+    """
+    background, lighting = sample_background(rng), sample_lighting(rng)
+    makeup = sample_makeup(rng) if rng.uniform() < 0.2 else Makeup.none()
+    amp = rng.uniform([25.0, 3.0, 2.0, 0.5, 0.3, 0.3], [45.0, 10.0, 8.0, 1.0, 1.0, 0.8])
+    cycles = rng.uniform(0.5, 2.0, 6)
+    phase = rng.uniform(0.0, 2 * np.pi, 6)
+    t = np.arange(frames)[:, None] / max(frames - 1, 1)
+    wave = np.sin(2 * np.pi * cycles * t + phase)                              # (frames, 6) in [-1, 1]
+    out = []
+    for w in wave:
+        pose = Pose(float(amp[0] * w[0]), float(amp[1] * w[1]), float(amp[2] * w[2]))
+        smile, mouth, brow = (float(round(max(0.0, a * v), 3)) for a, v in zip(amp[3:], w[3:]))
+        out.append(FaceParams(identity, Expression(smile, mouth, brow, 0.0), pose, lighting, makeup, background))
+    return out
+
+
+def export_300vw(out: str | Path, identities: int = 20, size: int = 128, seed: int = 0, split: str = "all",
+                 frames: int = 240, fractions: Sequence[float] = (0.7, 0.15, 0.15), first_subject: int = 1,
+                 supersample: int = 2, pts_files: bool = False, jpeg_quality: int = 95,
+                 zoom: float = 0.6) -> dict[str, list[str]]:
+    """Write synthetic face videos as a 300VW-style tree (layout in :mod:`facezoo.data.video300w`).
+
+    Each identity is one video ``out/<NNN>/`` of ``frames`` frames (:func:`video_params`, rendered by
+    :func:`~facezoo.data.synthetic.render` at ``size × size`` with the face-following camera at ``zoom``):
+    ``frames/000001.jpg …`` (JPEG, lossy, ``jpeg_quality``), ``pts.pt`` (``torch.save`` d list of ``(68, 2)``
+    float32 tensors, the official format) and, with ``pts_files``, ``annot/000001.pts …`` (300-W text).
+    Identities of list ``s`` are identities ``0, 1, …`` of the synthetic split ``s``; the lists
+    ``<s>.txt`` name the video ids and are written last.
+
+    Returns:
+        ``{split: [video ids]}``.
+    """
+    import io
+
+    import torch
+
+    out = Path(out)
+    if identities < 1 or size < 8 or frames < 1 or first_subject < 1 or not 1 <= jpeg_quality <= 100:
+        raise FacezooError(f"need identities >= 1, size >= 8, frames >= 1, first subject >= 1, jpeg quality "
+                           f"1..100; got {identities}, {size}, {frames}, {first_subject}, {jpeg_quality}")
+    if split == "all":
+        counts = split_counts(identities, fractions)
+    elif split in SPLIT_NAMES:
+        counts = {split: identities}
+    else:
+        raise FacezooError(f"--split must be all, train, val or test, got {split!r}")
+    lists: dict[str, list[str]] = {name: [] for name in counts}
+    number = first_subject
+    for list_name in SPLIT_NAMES:
+        for local in range(counts.get(list_name, 0)):
+            video = f"{number:03d}"
+            number += 1
+            rng = sample_rng(seed, SPLITS[list_name], VIDEO_VIEW_ID, local, 0)
+            points = []
+            for t, params in enumerate(video_params(identity_params(seed, list_name, local), rng, frames)):
+                shot = render(params, size=size, supersample=supersample, zoom=zoom)
+                buf = io.BytesIO()
+                Image.fromarray(shot.image).save(buf, format="JPEG", quality=jpeg_quality)
+                atomic_write_bytes(out / video / FRAME_DIR / f"{t + 1:06d}.jpg", buf.getvalue())
+                if pts_files:
+                    atomic_write_text(out / video / ANNOT_DIR / f"{t + 1:06d}.pts", format_pts(shot.landmarks))
+                points.append(torch.from_numpy(shot.landmarks.astype(np.float32)))
+            buf = io.BytesIO()
+            torch.save(points, buf)
+            atomic_write_bytes(out / video / POINTS_FILE, buf.getvalue())
+            lists[list_name].append(video)
+    for list_name, videos in lists.items():
+        atomic_write_text(out / f"{list_name}.txt", "".join(v + "\n" for v in videos))
+    return lists
+
+
 #: ``--format`` name → exporter; each takes the parsed arguments and returns ``{split: [file names]}``.
 EXPORTERS: dict[str, Callable[[argparse.Namespace], dict[str, list[str]]]] = {
     "multipie": lambda a: export_multipie(a.out, a.identities, a.size, a.seed, a.split, a.sessions,
                                           a.recordings, a.illuminations, a.fractions, a.first_subject,
                                           a.supersample),
+    "300vw": lambda a: export_300vw(a.out, a.identities, a.size, a.seed, a.split, a.frames, a.fractions,
+                                    a.first_subject, a.supersample, a.pts_files, a.jpeg_quality),
+    "mt": lambda a: export_mt(a.out, a.identities, a.size, a.seed, a.split, a.samples_per_identity, a.fractions,
+                              a.supersample),
 }
 
 
@@ -242,6 +433,12 @@ def build_parser() -> argparse.ArgumentParser:
                         help="subject shares of the lists with --split all (default 0.7 0.15 0.15)")
     parser.add_argument("--first-subject", type=int, default=1,
                         help="number of the first subject (default 1)")
+    parser.add_argument("--samples-per-identity", type=int, default=2,
+                        help="mt: source/reference pairs written per identity (default 2)")
+    parser.add_argument("--frames", type=int, default=240, help="300vw: frames per video (default 240)")
+    parser.add_argument("--pts-files", action="store_true",
+                        help="300vw: also write annot/<frame>.pts (300-W text) next to pts.pt")
+    parser.add_argument("--jpeg-quality", type=int, default=95, help="300vw: JPEG quality of the frames (default 95)")
     parser.add_argument("--supersample", type=int, default=2,
                         help="renderer anti-aliasing factor (default 2)")
     return parser

@@ -29,7 +29,8 @@ def table(result: dict) -> str:
     for name, values in sorted(rows.items(), key=lambda kv: (kv[0] != "model", kv[0])):
         cells = [f"**{values[m]:.4f}**" if values[m] == best[m] else f"{values[m]:.4f}" for m in columns]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + f"\n\n{result['num_samples']} samples of the `{result['split']}` split; LPIPS: {result['lpips']}."
+    note = f"{result['num_samples']} samples of the `{result['split']}` split; LPIPS: {result['lpips']}."
+    return "\n".join(lines) + "\n\n" + note
 
 
 def main() -> None:

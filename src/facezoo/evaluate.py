@@ -96,6 +96,8 @@ def evaluate(cfg: DictConfig) -> dict:
         for name, fn in outputs.items():
             fake = fn(batch)
             values = model.evaluation_metrics(fake, batch)
+            if name == "model":
+                values.update(model.evaluation_model_metrics(batch))
             if lpips_net is not None:
                 values["lpips"] = lpips_net(fake, batch["target"]).mean()
             acc[name].add(values, n_batch)

@@ -26,5 +26,13 @@ View-specific keys (:mod:`facezoo.data.synthetic`):
 * mask editing (MaskGAN): ``edit`` int64, an index into :data:`~facezoo.data.synthetic.MASK_EDITS`;
   ``target_mask`` is the edited mask and ``target`` the image rendered with the edit.
 
+File-backed datasets add:
+
+* ``five_points`` / ``target_five_points`` (5, 2) float32 — Multi-PIE's ``.5pt`` alignment points (eyes, nose
+  tip, mouth corners) of ``image`` / ``target`` (:mod:`facezoo.data.multipie`), used instead of 68 landmarks.
+* ``name`` (str) — the file the sample was read from; ``reference_name`` for MT's makeup reference
+  (:mod:`facezoo.data.mt`, which has no ``target``: real MT pairs have no ground truth).
+* ``frame_numbers`` — the A/B/C frame indices of a 300VW triplet (:mod:`facezoo.data.video300w`).
+
 "left"/"right" always mean the image side: ``l_eye`` is the image-left eye, landmarks 36-41.
 """

@@ -84,6 +84,10 @@ class GANModule(L.LightningModule):
         """The task's trivial baselines: name → function(batch) → output image, evaluated like the model."""
         return {}
 
+    def evaluation_model_metrics(self, batch: Mapping) -> dict[str, torch.Tensor]:
+        """Metrics only the model has (e.g. GANnotation's triple consistency); none by default."""
+        return {}
+
     def evaluation_metrics(self, output: torch.Tensor, batch: Mapping) -> dict[str, torch.Tensor]:
         """Metrics of one output batch (the model's or a baseline's) against the batch's ground truth.
 

@@ -147,6 +147,59 @@ WEIGHTS: dict[str, WeightSpec] = {
             "pytorch-fid's port of the TF FID Inception-v3 (1008 logits); a plain state dict",
             "the fid_weights release of github.com/mseitzer/pytorch-fid",
         ),
+        WeightSpec(
+            "synthetic_landmarks",
+            "facezoo_synthetic_landmarks_64.pt",
+            None,
+            None,
+            "facezoo's heatmap landmark network (facezoo.nets.landmarks) trained on the synthetic renderer; "
+            "{'state_dict', 'config', 'meta'}",
+            "output of `python scripts/train_landmark_net.py --out <facezoo cache>/facezoo_synthetic_landmarks_64.pt`",
+        ),
+        WeightSpec(
+            "face_parsing_bisenet",
+            "79999_iter.pth",
+            None,
+            None,
+            "face-parsing.PyTorch BiSeNet (ResNet-18), 19 classes in that repo's order; a plain state dict "
+            "(PSGAN's face parser)",
+            "Google Drive link 'our pre-trained model' in the README of github.com/zllrunning/face-parsing.PyTorch",
+        ),
+        WeightSpec(
+            "face_alignment_s3fd",
+            "s3fd-619a316812.pth",
+            "https://www.adrianbulat.com/downloads/python-fan/s3fd-619a316812.pth",
+            None,
+            "face-alignment's S3FD face detector; a plain state dict",
+            "the face-alignment package's models_urls (it caches it in torch hub's checkpoints directory)",
+            torch_hub=True,
+        ),
+        WeightSpec(
+            "face_alignment_2dfan4",
+            "2DFAN4-11f355bf06.pth.tar",
+            "https://www.adrianbulat.com/downloads/python-fan/2DFAN4-11f355bf06.pth.tar",
+            None,
+            "face-alignment's 2D-FAN-4 68-point landmark network",
+            "the face-alignment package's models_urls (it caches it in torch hub's checkpoints directory)",
+            torch_hub=True,
+        ),
+        WeightSpec(
+            "psgan_g",
+            "G.pth",
+            None,
+            None,
+            "PSGAN generator released with the official code (psgan/net.py Generator state dict, 51 entries)",
+            "official repository github.com/wtjiang98/PSGAN, file assets/models/G.pth (bundled in git)",
+        ),
+        WeightSpec(
+            "gannotation_g",
+            "myGEN.pth",
+            None,
+            None,
+            "GANnotation released generator (model.py Generator, 66 heatmaps, 128 px); "
+            "{'state_dict': {'module.<key>': ...}}; CC BY-NC 4.0",
+            "Google Drive 'model' link in the README of github.com/ESanchezLozano/GANnotation",
+        ),
     )
 }
 
@@ -237,7 +290,7 @@ def resolve_weights(
 
     Args:
         name: a key of :data:`WEIGHTS` (``"vgg16"``, ``"vgg19"``, ``"alexnet"``, ``"squeezenet1_1"``,
-            ``"lightcnn29_v2"``, ``"ir_se50"``, ``"fid_inception"``).
+            ``"lightcnn29_v2"``, ``"ir_se50"``, ``"fid_inception"``, ``"psgan_g"``…).
         path: an explicit file. When given it must exist; nothing else is searched.
         download: ``False`` never downloads, ``None``/``True`` download when a URL is known and
             ``$FACEZOO_OFFLINE`` is not set (the environment variable always wins).

@@ -1,0 +1,101 @@
+#!/usr/bin/env python
+"""Train facezoo's synthetic-face landmark network (facezoo.nets.landmarks), the NME evaluation tool.
+
+    python scripts/train_landmark_net.py --out ~/.cache/facezoo/facezoo_synthetic_landmarks_64.pt --steps 1500
+
+The network learns the 68 iBUG landmarks of the three faces of ``SyntheticReposing`` training samples
+(identities of the train split, the same renderer settings GANnotation trains on). Half of the faces are
+blurred by a Gaussian of σ ∈ [0, 1.2] px so that the detector also works on the softer images GANs produce.
+At the end its NME (inter-ocular, :func:`facezoo.metrics.landmark_nme`) on ``--eval-samples`` samples of the
+**test** split (held-out identities) is printed and stored in the checkpoint's ``meta`` — this is the number
+reported next to the NME it measures (docs/results.md). Put the file in the facezoo cache directory
+(``$FACEZOO_CACHE``, default ``~/.cache/facezoo``) under the name above, or pass its path as
+``landmark_net=PATH`` where a config asks for it. Training is a pure function of the arguments (on one
+machine); a few minutes on 2 CPU cores for the default 1500 steps.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import kornia
+import torch
+
+from facezoo.data.synthetic import SyntheticReposing
+from facezoo.nets.landmarks import HeatmapLandmarkNet, dataset_nme, stack_faces, training_step
+
+
+def blur_some(images: torch.Tensor, generator: torch.Generator, prob: float = 0.5,
+              max_sigma: float = 1.2) -> torch.Tensor:
+    """Blur each image with probability ``prob`` by a Gaussian of σ ~ U(0.3, max_sigma) px."""
+    out = images.clone()
+    for i in range(len(images)):
+        if float(torch.rand((), generator=generator)) < prob:
+            sigma = 0.3 + (max_sigma - 0.3) * float(torch.rand((), generator=generator))
+            k = 2 * math.ceil(2 * sigma) + 1
+            out[i:i + 1] = kornia.filters.gaussian_blur2d(images[i:i + 1], (k, k), (sigma, sigma),
+                                                          border_type="replicate")
+    return out
+
+
+def train(out: Path, steps: int = 1500, batch_size: int = 16, size: int = 64, width: int = 16, lr: float = 2e-3,
+          seed: int = 0, identities: int = 200, eval_samples: int = 128, num_workers: int = 1,
+          blur: float = 0.5, log_every: int = 100) -> dict:
+    """Train, evaluate on the test identities and save; returns the checkpoint's ``meta``."""
+    torch.manual_seed(seed)
+    net = HeatmapLandmarkNet(num_points=68, size=size, width=width)
+    data = SyntheticReposing("train", size=size, length=steps * batch_size, num_identities=identities, seed=seed)
+    loader = torch.utils.data.DataLoader(data, batch_size=batch_size, shuffle=False, num_workers=num_workers)
+    optimizer = torch.optim.Adam(net.parameters(), lr=lr)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
+    generator = torch.Generator().manual_seed(seed)
+    start = time.time()
+    for step, batch in enumerate(loader, start=1):
+        images, points = stack_faces(batch)
+        terms = training_step(net, optimizer, blur_some(images, generator, blur), points)
+        schedule.step()
+        if step % log_every == 0 or step == steps:
+            print(f"step {step}/{steps}  heatmap {terms['heatmap']:.4f}  coordinate {terms['coordinate']:.3f} px  "
+                  f"({time.time() - start:.0f} s)", flush=True)
+    test = SyntheticReposing("test", size=size, length=eval_samples, num_identities=50, seed=seed)
+    nme = dataset_nme(net, test, eval_samples)
+    meta = {"steps": steps, "batch_size": batch_size, "lr": lr, "seed": seed, "train_identities": identities,
+            "data": f"SyntheticReposing(size={size})", "test_nme": round(nme, 5),
+            "test_faces": 3 * min(eval_samples, len(test)), "train_seconds": round(time.time() - start, 1)}
+    net.save_checkpoint(out, **meta)
+    return meta
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", required=True, type=Path, help="checkpoint file to write")
+    parser.add_argument("--steps", type=int, default=1500, help="optimizer steps (default 1500)")
+    parser.add_argument("--batch-size", type=int, default=16, help="samples per step, 3 faces each (default 16)")
+    parser.add_argument("--size", type=int, default=64, help="image side (default 64)")
+    parser.add_argument("--width", type=int, default=16, help="channels of the first U-Net stage (default 16)")
+    parser.add_argument("--lr", type=float, default=2e-3, help="Adam learning rate, cosine decay (default 2e-3)")
+    parser.add_argument("--seed", type=int, default=0, help="data and initialisation seed (default 0)")
+    parser.add_argument("--identities", type=int, default=200, help="training identities (default 200)")
+    parser.add_argument("--eval-samples", type=int, default=128, help="held-out test samples (default 128)")
+    parser.add_argument("--num-workers", type=int, default=1, help="data loader workers (default 1)")
+    parser.add_argument("--blur", type=float, default=0.5, help="probability of blurring a face (default 0.5)")
+    args = parser.parse_args(argv)
+    if args.steps < 1 or args.batch_size < 1:
+        print("train_landmark_net: error: --steps and --batch-size must be positive", file=sys.stderr)
+        return 2
+    meta = train(args.out, args.steps, args.batch_size, args.size, args.width, args.lr, args.seed, args.identities,
+                 args.eval_samples, args.num_workers, args.blur)
+    print(json.dumps(meta))
+    print(f"wrote {args.out}; held-out NME {meta['test_nme']:.4f} on {meta['test_faces']} test faces")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
