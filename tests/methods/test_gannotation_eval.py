@@ -225,7 +225,16 @@ def test_chain_writes_every_step(tmp_path, tiny_ckpt, monkeypatch):
                             "chain": targets, "out": str(tmp_path / "res.png"), "detector": "fake", "device": "cpu"})
     written = inference.run(cfg)
     names = [p.name for p in written]
-    assert names == ["res_0.png", "res_1.png", "res_2.png", "res_3.png", "res_direct.png"]
+    assert names == ["res_0.png", "res_1.png", "res_2.png", "res_3.png", "res_direct.png", "res_nme.json"]
+    # landmark error of every step: the backend's points on the output (here the fake's, found on a x4 copy)
+    # against the target points the step was asked for
+    report = json.loads((tmp_path / "res_nme.json").read_text())
+    assert [step["step"] for step in report["steps"]] == [1, 2, 3]
+    found = torch.tensor((src_points.astype(np.float64) + 0.5) / 4 - 0.5, dtype=torch.float32)[None]
+    for step, target in zip(report["steps"], targets):
+        wanted = torch.tensor(inference.points_in_crop(np.load(target), 32), dtype=torch.float32)[None]
+        assert step["nme"] == pytest.approx(float(metrics.landmark_nme(found, wanted)), rel=1e-5)
+    assert report["mean_nme"] == pytest.approx(np.mean([step["nme"] for step in report["steps"]]))
     crop, _ = inference.crop_face(photo, src_points, 32)
     step0 = np.asarray(Image.open(tmp_path / "res_0.png")).astype(np.float64)
     np.testing.assert_allclose(step0, (crop[0].permute(1, 2, 0).numpy() + 1) * 127.5, atol=0.51)
@@ -248,6 +257,8 @@ def test_infer_cli_with_a_points_file(tmp_path, tiny_ckpt):
     run_module("facezoo.infer", "model=gannotation", f"ckpt_path={tiny_ckpt}", f"source={tmp_path / 'astronaut.png'}",
                f"target_landmarks={tmp_path / 'target.pts'}", f"out={out}", "detector=dlib")
     assert Image.open(out).size == (32, 32)
+    report = json.loads((tmp_path / "out_nme.json").read_text())  # dlib may find no face on a 32 px random output
+    assert len(report["steps"]) == 1 and (report["steps"][0]["nme"] is None or report["steps"][0]["nme"] >= 0)
     bad = run_module("facezoo.infer", "model=gannotation", f"ckpt_path={tiny_ckpt}",
                      f"source={tmp_path / 'astronaut.png'}", f"target_landmarks={tmp_path / 'nope.pts'}",
                      f"out={tmp_path / 'x.png'}", "detector=dlib", check=False)

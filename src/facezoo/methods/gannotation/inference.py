@@ -212,6 +212,56 @@ def _to_uint8(image: torch.Tensor) -> np.ndarray:
     return np.round(tensor_to_image(image)).astype(np.uint8)
 
 
+def _detect_points(detector, image: np.ndarray, upscale: int = 4) -> np.ndarray | None:
+    """68 landmarks of the largest face in a (small) output crop, detected on a ×``upscale`` copy; or None."""
+    from PIL import Image
+
+    h, w = image.shape[:2]
+    big = np.asarray(Image.fromarray(image).resize((w * upscale, h * upscale), Image.BICUBIC))
+    faces = detector.detect(big)
+    if not faces:
+        return None
+    best = max(faces, key=lambda f: f.area)
+    return (np.asarray(best.landmarks, np.float64) + 0.5) / upscale - 0.5
+
+
+def output_landmark_error(detect_points: Callable[[np.ndarray], np.ndarray | None],
+                          outputs: Sequence[torch.Tensor], targets: Sequence[np.ndarray]) -> dict:
+    """Landmark error of re-posed outputs: NME (inter-ocular, :func:`facezoo.metrics.landmark_nme`) between the
+    landmarks a photo backend finds on each output and the target points it was asked for.
+
+    Args:
+        detect_points: uint8 (H, W, 3) image → (68, 2) points or None (no face found).
+        outputs: generator outputs, (1, 3, S, S) in [-1, 1], one per target.
+        targets: the target points in the crop's pixels, (68, 2) each.
+
+    Returns:
+        ``{"steps": [{"step": k, "nme": value or None}, ...], "mean_nme": mean over steps with a face or None}``.
+    """
+    from facezoo.metrics import landmark_nme
+
+    steps = []
+    for k, (out, target) in enumerate(zip(outputs, targets), start=1):
+        found = detect_points(_to_uint8(out))
+        if found is None:
+            log.warning("step %d: no face found on the output; its landmark error is skipped", k)
+            steps.append({"step": k, "nme": None})
+            continue
+        nme = float(landmark_nme(torch.as_tensor(found, dtype=torch.float32)[None],
+                                 torch.as_tensor(np.asarray(target), dtype=torch.float32)[None]))
+        log.info("step %d: landmark NME of the output against the target points = %.4f", k, nme)
+        steps.append({"step": k, "nme": nme})
+    values = [s["nme"] for s in steps if s["nme"] is not None]
+    return {"steps": steps, "mean_nme": float(np.mean(values)) if values else None}
+
+
+def atomic_json(path: Path, obj) -> Path:
+    from facezoo.utils import atomic_write_json
+
+    atomic_write_json(path, obj)
+    return path
+
+
 def run(cfg: DictConfig) -> list[Path]:
     """``python -m facezoo.infer model=gannotation ...``: crop, re-pose, write; returns the written paths.
 
@@ -228,12 +278,15 @@ def run(cfg: DictConfig) -> list[Path]:
     tight = float(cfg.get("tight", 16))
     detector = None
 
-    def detect(path: str) -> tuple[np.ndarray, np.ndarray]:
+    def get_detector_once():
         nonlocal detector
         if detector is None:
             detector = get_detector(cfg.get("detector", "auto"), cfg.get("detector_weights"), cfg.get("device", "cpu"))
+        return detector
+
+    def detect(path: str) -> tuple[np.ndarray, np.ndarray]:
         photo = read_photo(path)
-        return photo, largest_face(detector.detect(photo), str(path)).landmarks
+        return photo, largest_face(get_detector_once().detect(photo), str(path)).landmarks
 
     source_img, source_points = detect(str(cfg.source))
     raw_targets = [read_points(t) if Path(t).suffix.lower() in POINT_SUFFIXES else detect(t)[1] for t in targets]
@@ -252,6 +305,10 @@ def run(cfg: DictConfig) -> list[Path]:
             written.append(write_photo(out.with_name(f"{out.stem}_direct{out.suffix}"), _to_uint8(direct)))
             log.info("chain of %d steps: mean |direct - chained| = %.4f (triple-consistency error, [-1, 1] units)",
                      len(in_crop), float((direct - steps[-1]).abs().mean()))
+    if cfg.get("landmark_error", True):
+        report = output_landmark_error(detect_points=lambda img: _detect_points(get_detector_once(), img),
+                                       outputs=steps[1:], targets=in_crop)
+        written.append(atomic_json(Path(cfg.out).with_name(f"{Path(cfg.out).stem}_nme.json"), report))
     for path in written:
         log.info("wrote %s", path)
     return written
