@@ -1068,6 +1068,22 @@ class IdentityLoss(nn.Module):
         self.outputs = None if outputs is None else list(outputs)
         self.crop_reference = crop_reference
 
+    @classmethod
+    def from_lightcnn(cls, weights: str | os.PathLike | None = "lightcnn29_v2") -> IdentityLoss:
+        """TP-GAN's and GANnotation's recipe: L1 on LightCNN-29 v2's (fc, last pooled map) of grey 128² faces.
+
+        Args:
+            weights: the registry name ``"lightcnn29_v2"`` (resolved through :mod:`facezoo.nets.weights`) or a
+                path to ``LightCNN_29Layers_V2_checkpoint.pth.tar``.
+
+        Raises:
+            WeightsNotFoundError: the file cannot be found (one-line message naming it).
+        """
+        from facezoo.nets.lightcnn import LightCNN29v2, LightCNNFeatures
+
+        net = LightCNN29v2.from_pretrained(None if weights in (None, "lightcnn29_v2") else weights)
+        return cls(LightCNNFeatures(net), "l1", resize=128, grayscale=True, value_range=(0, 1))
+
     def train(self, mode: bool = True) -> IdentityLoss:
         super().train(mode)
         self.feature_net.eval()

@@ -125,7 +125,7 @@ def test_identity_loss_missing_weights(caplog):
     with caplog.at_level(logging.WARNING):
         model = TPGAN(**TINY, identity_net={"weights": "lightcnn29_v2", "required": False})
     assert model.identity_loss is None and model.loss_weights["identity"] == 0.0
-    assert "identity-preserving loss off" in caplog.text and "LightCNN_29Layers_V2_checkpoint.pth.tar" in caplog.text
+    assert "identity loss off" in caplog.text and "LightCNN_29Layers_V2_checkpoint.pth.tar" in caplog.text
     with pytest.raises(FileNotFoundError, match="LightCNN_29Layers_V2_checkpoint.pth.tar"):
         TPGAN(**TINY, identity_net={"weights": "lightcnn29_v2", "required": True})
 

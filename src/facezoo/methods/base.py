@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 
 import lightning as L
 import torch
+
+log = logging.getLogger(__name__)
 
 __all__ = ["GANModule"]
 
@@ -53,6 +56,30 @@ class GANModule(L.LightningModule):
         schedulers = self.lr_schedulers()
         for scheduler in schedulers if isinstance(schedulers, list) else [schedulers] if schedulers else []:
             scheduler.step()
+
+    # --------------------------------------------------------------------------- loss networks
+    def pretrained_loss_or_off(self, term: str, cfg: Mapping, build: Callable[[], torch.nn.Module]):
+        """A loss that needs pretrained weights (VGG, LightCNN…): ``build()``, or None when it cannot be had.
+
+        With ``self.loss_weights[term] == 0`` or ``cfg["weights"] is None`` the term is off. When the weight
+        file is missing, the term is switched off with ONE warning naming the file, unless
+        ``cfg["required"]`` is true, in which case the one-line ``WeightsNotFoundError`` propagates.
+        """
+        from facezoo.nets.weights import WeightsNotFoundError
+
+        if not self.loss_weights.get(term):
+            return None
+        if "weights" in cfg and cfg["weights"] is None:
+            self.loss_weights[term] = 0.0
+            return None
+        try:
+            return build()
+        except WeightsNotFoundError as err:
+            if cfg.get("required", False):
+                raise
+            log.warning("%s loss off: %s", term, err)
+            self.loss_weights[term] = 0.0
+            return None
 
     # ------------------------------------------------------------------------------------ logging
     def log_terms(self, prefix: str, terms: Mapping[str, torch.Tensor], **kwargs) -> None:

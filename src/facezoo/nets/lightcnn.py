@@ -227,3 +227,20 @@ class LightCNN29v2(Freezable, nn.Module):
             load_state_dict_file(resolve_weights("lightcnn29_v2", path, download)), strict=True
         )
         return net.freeze() if frozen else net
+
+
+class LightCNNFeatures(nn.Module):
+    """LightCNN's ``(fc vector, last pooled map)`` of grey 128² faces in [0, 1]: the two features the
+    identity-preserving losses of TP-GAN and GANnotation compare (see ``losses.IdentityLoss.from_lightcnn``).
+
+    Shape:
+        - Input: :math:`(B, 1, 128, 128)` in [0, 1].
+        - Output: ``((B, 256), (B, 128, 8, 8))``.
+    """
+
+    def __init__(self, net: LightCNN29v2) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, gray: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.net.features(gray)

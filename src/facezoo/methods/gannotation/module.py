@@ -68,17 +68,6 @@ def triple_consistency(g_ac: torch.Tensor, g_abc: torch.Tensor) -> torch.Tensor:
     return (g_ac - g_abc).abs().mean()
 
 
-class _LightCNNFeatures(torch.nn.Module):
-    """LightCNN's (fc vector, last pooled map), the features the identity-preserving loss compares."""
-
-    def __init__(self, net: torch.nn.Module):
-        super().__init__()
-        self.net = net
-
-    def forward(self, gray: torch.Tensor):
-        return self.net.features(gray)
-
-
 class GANnotation(GANModule):
     """GANnotation (Sanchez & Valstar, FG 2020) for landmark-guided face re-posing.
 
@@ -129,24 +118,6 @@ class GANnotation(GANModule):
         self.batches_seen = 0
 
     # --------------------------------------------------------------------------------- set-up
-    def _pretrained_or_off(self, term: str, cfg: Mapping, build: Callable[[], torch.nn.Module]):
-        """``build()``, or None with one warning (weight set to 0) when its weights are missing."""
-        from facezoo.nets.weights import WeightsNotFoundError
-
-        if not self.loss_weights[term]:
-            return None
-        if cfg.get("weights", "default") is None:
-            self.loss_weights[term] = 0.0
-            return None
-        try:
-            return build()
-        except WeightsNotFoundError as err:
-            if cfg.get("required", False):
-                raise
-            log.warning("%s loss off: %s", term, err)
-            self.loss_weights[term] = 0.0
-            return None
-
     def _build_perceptual_loss(self, cfg: Mapping):
         """VGG16 relu1_2/2_2/3_3/4_3, MSE summed over the layers (``training/utils.py: LossNetwork``)."""
         from facezoo.nets.vgg import VGGFeatures
@@ -157,18 +128,12 @@ class GANnotation(GANModule):
                               normalize_input=cfg.get("normalize_input", False))
             return losses.PerceptualLoss(net, criterion="mse")
 
-        return self._pretrained_or_off("perceptual", cfg, build)
+        return self.pretrained_loss_or_off("perceptual", cfg, build)
 
     def _build_identity_loss(self, cfg: Mapping):
-        """LightCNN-29 v2 (fc + last pooled map), L1 on 128² grey faces (``losses.IdentityLoss`` recipe)."""
-        from facezoo.nets.lightcnn import LightCNN29v2
-
-        def build():
-            weights = cfg.get("weights", "lightcnn29_v2")
-            net = LightCNN29v2.from_pretrained(None if weights == "lightcnn29_v2" else weights)
-            return losses.IdentityLoss(_LightCNNFeatures(net), "l1", resize=128, grayscale=True, value_range=(0, 1))
-
-        return self._pretrained_or_off("identity", cfg, build)
+        """LightCNN-29 v2 (fc + last pooled map), L1 on 128² grey faces (``losses.IdentityLoss.from_lightcnn``)."""
+        weights = cfg.get("weights", "lightcnn29_v2")
+        return self.pretrained_loss_or_off("identity", cfg, lambda: losses.IdentityLoss.from_lightcnn(weights))
 
     def configure_optimizers(self):
         opt = self.hparams.optimizer or {}

@@ -145,24 +145,13 @@ class PSGAN(GANModule):
     # --------------------------------------------------------------------------------- set-up
     def _build_perceptual_loss(self, cfg: Mapping):
         """MSE on VGG16 ``features`` (to pool5, un-normalised inputs), or None when the weights are missing."""
-        if not self.loss_weights["perceptual"]:
-            return None
-        weights = cfg.get("weights", "imagenet")
-        if weights is None:
-            self.loss_weights["perceptual"] = 0.0
-            return None
         from facezoo.nets.vgg import VGGFeatures
-        from facezoo.nets.weights import WeightsNotFoundError
 
-        try:
-            net = VGGFeatures("vgg16", layers=("pool5",), weights=weights, normalize_input=False)
-        except WeightsNotFoundError as err:
-            if cfg.get("required", False):
-                raise
-            log.warning("perceptual loss off: %s", err)
-            self.loss_weights["perceptual"] = 0.0
-            return None
-        return losses.PerceptualLoss(net, criterion="mse")
+        def build():
+            net = VGGFeatures("vgg16", layers=("pool5",), weights=cfg.get("weights", "imagenet"), normalize_input=False)
+            return losses.PerceptualLoss(net, criterion="mse")
+
+        return self.pretrained_loss_or_off("perceptual", cfg, build)
 
     def configure_optimizers(self):
         opt = self.hparams.optimizer or {}

@@ -58,17 +58,6 @@ def five_points(batch: Mapping) -> torch.Tensor:
     return landmarks_68_to_5(batch["landmarks"])
 
 
-class _LightCNNFeatures(torch.nn.Module):
-    """LightCNN's (fc vector, last pooled map): the two features TP-GAN's identity loss compares."""
-
-    def __init__(self, net: torch.nn.Module):
-        super().__init__()
-        self.net = net
-
-    def forward(self, gray: torch.Tensor):
-        return self.net.features(gray)
-
-
 class TPGAN(GANModule):
     """TP-GAN (Huang et al., ICCV 2017) for profile → frontal face synthesis.
 
@@ -112,25 +101,9 @@ class TPGAN(GANModule):
 
     # --------------------------------------------------------------------------------- set-up
     def _build_identity_loss(self, cfg: Mapping):
-        """LightCNN-29 v2 identity features, or None (with one warning) when the weights are missing."""
-        if not self.loss_weights["identity"]:
-            return None
-        from facezoo.nets.lightcnn import LightCNN29v2
-        from facezoo.nets.weights import WeightsNotFoundError
-
+        """LightCNN-29 v2 features (fc + last pooled map, L1), or None (one warning) when the weights are missing."""
         weights = cfg.get("weights", "lightcnn29_v2")
-        if weights is None:
-            self.loss_weights["identity"] = 0.0
-            return None
-        try:  # a registry name resolves through the cache; anything else is a path
-            net = LightCNN29v2.from_pretrained(None if weights == "lightcnn29_v2" else weights)
-        except WeightsNotFoundError as err:
-            if cfg.get("required", False):
-                raise
-            log.warning("identity-preserving loss off: %s", err)
-            self.loss_weights["identity"] = 0.0
-            return None
-        return losses.IdentityLoss(_LightCNNFeatures(net), "l1", resize=128, grayscale=True, value_range=(0, 1))
+        return self.pretrained_loss_or_off("identity", cfg, lambda: losses.IdentityLoss.from_lightcnn(weights))
 
     def configure_optimizers(self):
         opt = self.hparams.optimizer or {}
