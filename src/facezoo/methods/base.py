@@ -29,12 +29,16 @@ class GANModule(L.LightningModule):
     * loss terms logged as ``train/g_<term>`` and ``train/d_<term>``.
     """
 
+    #: submodules that hold frozen, separately loaded loss networks (VGG, LightCNN…): kept out of checkpoints
+    frozen_prefixes: tuple[str, ...] = ()
+
     def __init__(self, seed: int = 0, grad_clip: float = 0.0):
         super().__init__()
         self.automatic_optimization = False
         self.seed = int(seed)
         self.grad_clip = float(grad_clip)
         self.facezoo_config: dict | None = None
+        self.batches_seen = 0  # training batches (global_step counts optimizer steps)
 
     # ----------------------------------------------------------------------------------- stepping
     def seed_step(self) -> None:
@@ -92,11 +96,26 @@ class GANModule(L.LightningModule):
 
     # -------------------------------------------------------------------------------- checkpoints
     def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["batches_seen"] = self.batches_seen
         if self.facezoo_config is not None:
             checkpoint["facezoo_config"] = self.facezoo_config
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self.batches_seen = int(checkpoint.get("batches_seen", 0))
         self.facezoo_config = checkpoint.get("facezoo_config", self.facezoo_config)
+
+    def state_dict(self, *args, **kwargs):
+        """The module's state without the frozen loss networks (they are rebuilt from their own files)."""
+        state = super().state_dict(*args, **kwargs)
+        frozen = tuple(kwargs.get("prefix", "") + p for p in self.frozen_prefixes)
+        return state if not frozen else type(state)((k, v) for k, v in state.items() if not k.startswith(frozen))
+
+    def load_state_dict(self, state_dict, strict: bool = True, **kwargs):
+        """Strict loading of checkpoints that, by design, lack the frozen loss networks."""
+        if strict and self.frozen_prefixes:
+            own = super().state_dict()
+            state_dict = {**{k: v for k, v in own.items() if k.startswith(self.frozen_prefixes)}, **state_dict}
+        return super().load_state_dict(state_dict, strict=strict, **kwargs)
 
     # ------------------------------------------------------------------- what evaluation needs
     def sample_rows(self, batch: Mapping) -> dict[str, torch.Tensor]:

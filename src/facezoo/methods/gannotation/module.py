@@ -91,6 +91,9 @@ class GANnotation(GANModule):
         seed, grad_clip: see :class:`~facezoo.methods.base.GANModule` (grad-norm clipping, official: 1).
     """
 
+    # frozen loss networks stay out of checkpoints (GANModule.state_dict); they are rebuilt from their files
+    frozen_prefixes = ("perceptual.", "identity_loss.")
+
     def __init__(self, image_size: int = 128, num_points: int = 66, conv_dim: int = 64, repeat_num: int = 6,
                  width: float = 1.0, d_conv_dim: int = 64, d_repeat_num: int = 6, heatmap_sigma: int = 1,
                  loss: Mapping | None = None, adversarial: str = "hinge", gp_weight: float = 10.0,
@@ -115,7 +118,6 @@ class GANnotation(GANModule):
         self.adv = losses.AdversarialLoss(ADVERSARIAL_KINDS[adversarial])
         self.perceptual = self._build_perceptual_loss(perceptual_net or {})
         self.identity_loss = self._build_identity_loss(identity_net or {})
-        self.batches_seen = 0
 
     # --------------------------------------------------------------------------------- set-up
     def _build_perceptual_loss(self, cfg: Mapping):
@@ -318,24 +320,3 @@ class GANnotation(GANModule):
             with torch.no_grad():
                 values["nme"] = landmark_nme(net(output.clamp(-1, 1)), batch["target_landmarks"])
         return values
-
-    # ------------------------------------------------------------------------------ checkpoints
-    def on_load_checkpoint(self, checkpoint: dict) -> None:
-        super().on_load_checkpoint(checkpoint)
-        self.batches_seen = int(checkpoint.get("batches_seen", 0))
-
-    def on_save_checkpoint(self, checkpoint: dict) -> None:
-        super().on_save_checkpoint(checkpoint)
-        checkpoint["batches_seen"] = self.batches_seen
-
-    # frozen loss networks (VGG16, LightCNN) stay out of checkpoints: they are rebuilt from their own files
-    _FROZEN = ("perceptual.", "identity_loss.")
-
-    def state_dict(self, *args, **kwargs):
-        state = super().state_dict(*args, **kwargs)
-        return {k: v for k, v in state.items() if not k.startswith(self._FROZEN)}
-
-    def load_state_dict(self, state_dict, strict: bool = True, **kwargs):
-        own = super().state_dict()
-        missing = {k: own[k] for k in own if k.startswith(self._FROZEN) and k not in state_dict}
-        return super().load_state_dict({**state_dict, **missing}, strict=strict, **kwargs)

@@ -117,6 +117,9 @@ class PSGAN(GANModule):
         >>> model = PSGAN(image_size=64, width=0.125, perceptual_net={"weights": None})   # doctest: +SKIP
     """
 
+    # frozen loss networks stay out of checkpoints (GANModule.state_dict); they are rebuilt from their files
+    frozen_prefixes = ("perceptual_loss.",)
+
     def __init__(self, image_size: int = 256, width: float = 1.0, spectral_norm: bool = True,
                  eye_margin: int | None = None, loss: Mapping | None = None,
                  perceptual_net: Mapping | None = None, optimizer: Mapping | None = None, g_every: int = 1,
@@ -140,7 +143,6 @@ class PSGAN(GANModule):
             init_xavier(net)
         self.adv = losses.AdversarialLoss("lsgan")
         self.perceptual_loss = self._build_perceptual_loss(perceptual_net or {})
-        self.batches_seen = 0
 
     # --------------------------------------------------------------------------------- set-up
     def _build_perceptual_loss(self, cfg: Mapping):
@@ -304,23 +306,3 @@ class PSGAN(GANModule):
         dist = metrics.region_histogram_distance(output, y.image, x.regions, y.regions)
         values.update({f"hist_ref_{name}": dist[i] for i, name in enumerate(REGION_NAMES)})
         return values
-
-    # ------------------------------------------------------------------------------ checkpoints
-    def on_load_checkpoint(self, checkpoint: dict) -> None:
-        super().on_load_checkpoint(checkpoint)
-        self.batches_seen = int(checkpoint.get("batches_seen", 0))
-
-    def on_save_checkpoint(self, checkpoint: dict) -> None:
-        super().on_save_checkpoint(checkpoint)
-        checkpoint["batches_seen"] = self.batches_seen
-
-    # keep the frozen VGG out of checkpoints: it is rebuilt from its own weight file
-    def state_dict(self, *args, **kwargs):
-        state = super().state_dict(*args, **kwargs)
-        return {k: v for k, v in state.items() if not k.startswith("perceptual_loss.")}
-
-    def load_state_dict(self, state_dict, strict: bool = True, **kwargs):
-        own = {k: v for k, v in super().state_dict().items() if k.startswith("perceptual_loss.")}
-        if strict and own:
-            state_dict = {**state_dict, **{k: v for k, v in own.items() if k not in state_dict}}
-        return super().load_state_dict(state_dict, strict=strict, **kwargs)

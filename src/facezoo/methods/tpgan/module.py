@@ -76,6 +76,9 @@ class TPGAN(GANModule):
         seed, grad_clip: see :class:`~facezoo.methods.base.GANModule`.
     """
 
+    # frozen loss networks stay out of checkpoints (GANModule.state_dict); they are rebuilt from their files
+    frozen_prefixes = ("identity_loss.",)
+
     def __init__(self, image_size: int = 128, num_classes: int = 200, width: float = 1.0, zdim: int = 100,
                  feature_dim: int = 256, norm: str = "batch", use_local: bool = True,
                  loss: Mapping | None = None, reduction: str = "mean", adversarial: str = "ns",
@@ -97,7 +100,6 @@ class TPGAN(GANModule):
         self.boxes = part_boxes(image_size)
         self.adv = losses.AdversarialLoss(adversarial, real_label=real_label)
         self.identity_loss = self._build_identity_loss(identity_net or {})
-        self.batches_seen = 0
 
     # --------------------------------------------------------------------------------- set-up
     def _build_identity_loss(self, cfg: Mapping):
@@ -260,23 +262,3 @@ class TPGAN(GANModule):
         mean_face = torch.stack([train[i]["target"] for i in range(n)]).mean(0)
         return {"input": lambda batch: batch["image"],
                 "mean_frontal": lambda batch: mean_face.to(batch["target"].device).expand_as(batch["target"])}
-
-    def on_load_checkpoint(self, checkpoint: dict) -> None:
-        super().on_load_checkpoint(checkpoint)
-        self.batches_seen = int(checkpoint.get("batches_seen", 0))
-
-    def on_save_checkpoint(self, checkpoint: dict) -> None:
-        super().on_save_checkpoint(checkpoint)
-        checkpoint["batches_seen"] = self.batches_seen
-
-    # keep frozen loss networks (LightCNN) out of checkpoints: they are rebuilt from their own file
-    def state_dict(self, *args, **kwargs):
-        state = super().state_dict(*args, **kwargs)
-        return {k: v for k, v in state.items() if not k.startswith(("identity_loss.",))}
-
-    def load_state_dict(self, state_dict, strict: bool = True, **kwargs):
-        own = {k for k in super().state_dict() if k.startswith("identity_loss.")}
-        if strict and own:
-            missing = [k for k in own if k not in state_dict]
-            state_dict = {**state_dict, **{k: super().state_dict()[k] for k in missing}}
-        return super().load_state_dict(state_dict, strict=strict, **kwargs)
