@@ -151,6 +151,15 @@ def spawn(extra: list[str], args) -> dict:
     return json.loads(lines[-1][7:])
 
 
+def append_section(path: Path, text: str) -> None:
+    """Append a results section to the benchmarks page (created with its title when missing)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        path.write_text("# Benchmarks\n\nAppended by `make bench` (scripts/bench*.py); newest last.\n")
+    with open(path, "a") as f:
+        f.write(text)
+
+
 def fmt(v) -> str:
     return "–" if v is None else f"{v:.1f}" if isinstance(v, float) else str(v)
 
@@ -197,11 +206,7 @@ def main() -> None:
     text = "\n".join(lines) + "\n"
     print(text)
     if args.append:
-        args.append.parent.mkdir(parents=True, exist_ok=True)
-        if not args.append.exists():
-            args.append.write_text("# Benchmarks\n\nAppended by `make bench` (scripts/bench.py); newest last.\n")
-        with open(args.append, "a") as f:
-            f.write(text)
+        append_section(args.append, text)
 
 
 if __name__ == "__main__":

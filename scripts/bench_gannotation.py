@@ -50,7 +50,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench import _median_rate, machine  # noqa: E402  (scripts/bench.py: medians after warm-up, machine line)
+from bench import _median_rate, append_section, machine  # noqa: E402  (scripts/bench.py: medians after warm-up, machine line)
 from bench_psgan import _rss_mib  # noqa: E402  (current resident memory, MiB)
 
 IMAGE_SIZE = 128
@@ -277,11 +277,7 @@ def main() -> None:
                  "mark.\n")
     print(text)
     if args.append:
-        args.append.parent.mkdir(parents=True, exist_ok=True)
-        if not args.append.exists():
-            args.append.write_text("# Benchmarks\n\nAppended by `make bench`; newest last.\n")
-        with open(args.append, "a") as f:
-            f.write(text)
+        append_section(args.append, text)
 
 
 if __name__ == "__main__":

@@ -42,6 +42,9 @@ import sys
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench import append_section  # noqa: E402  (scripts/bench.py)
+
 ROOT = Path(__file__).resolve().parents[1]
 IMAGE_SIZE = 256
 IMPLS = ("sdpa", "chunked", "dense")
@@ -256,11 +259,7 @@ def main() -> None:
     ]) + "\n"
     print(text)
     if args.append:
-        args.append.parent.mkdir(parents=True, exist_ok=True)
-        if not args.append.exists():
-            args.append.write_text("# Benchmarks\n\nAppended by `make bench`; newest last.\n")
-        with open(args.append, "a") as f:
-            f.write(text)
+        append_section(args.append, text)
 
 
 if __name__ == "__main__":
