@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 
 os.environ.setdefault("FACEZOO_OFFLINE", "1")  # never try to download weights in tests
+# hermetic: tests never see weight files a developer has cached (they save their own into temp dirs)
+os.environ["FACEZOO_CACHE"] = tempfile.mkdtemp(prefix="facezoo-test-cache-")
 os.environ.setdefault("WANDB_MODE", "offline")
 torch.set_num_threads(min(2, torch.get_num_threads()))
 
