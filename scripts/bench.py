@@ -125,7 +125,8 @@ def run_one(args) -> None:
     print("RESULT " + json.dumps(result))
 
 
-def machine() -> str:
+def machine(device: str | None = None) -> str:
+    """CPU model, cores, GPU (or "no GPU used" when ``device`` is ``"cpu"``), Python, torch and threads."""
     import torch
 
     cpu = platform.processor() or platform.machine()
@@ -136,9 +137,9 @@ def machine() -> str:
                 break
     except OSError:
         pass
-    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() and device != "cpu" else "no GPU used"
     return (f"{cpu}, {os.cpu_count()} cores, {gpu}; Python {platform.python_version()}, torch {torch.__version__}, "
-            f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}")
+            f"torch threads {torch.get_num_threads()}, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}")
 
 
 def spawn(extra: list[str], args) -> dict:

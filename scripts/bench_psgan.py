@@ -34,7 +34,6 @@ import datetime as dt
 import importlib.util
 import json
 import os
-import platform
 import resource
 import statistics
 import subprocess
@@ -43,7 +42,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench import append_section  # noqa: E402  (scripts/bench.py)
+from bench import append_section, machine  # noqa: E402  (scripts/bench.py)
 
 ROOT = Path(__file__).resolve().parents[1]
 IMAGE_SIZE = 256
@@ -165,22 +164,6 @@ def run_one(args) -> dict:
         if args.one == "official":
             result["max_abs_diff_vs_facezoo"] = (output - ours(*inputs)).abs().max().item()
     return result
-
-
-def machine(device: str) -> str:
-    import torch
-
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    gpu = torch.cuda.get_device_name(0) if device == "cuda" and torch.cuda.is_available() else "no GPU used"
-    return (f"{cpu}, {os.cpu_count()} cores, {gpu}; Python {platform.python_version()}, torch {torch.__version__}, "
-            f"torch threads {torch.get_num_threads()}")
 
 
 def spawn(impl: str, batch: int, args) -> dict:

@@ -136,6 +136,15 @@ def split_counts(n: int, fractions: Sequence[float]) -> dict[str, int]:
     return {"train": n - val - test, "val": val, "test": test}
 
 
+def identities_per_split(n: int, split: str, fractions: Sequence[float]) -> dict[str, int]:
+    """Identities per written split: :func:`split_counts` for ``split="all"``, else all ``n`` in that one split."""
+    if split == "all":
+        return split_counts(n, fractions)
+    if split in SPLIT_NAMES:
+        return {split: n}
+    raise FacezooError(f"--split must be all, train, val or test, got {split!r}")
+
+
 def illumination_codes(count: int) -> list[int]:
     """``count`` Multi-PIE illumination codes spread over 00-19 (07, the frontal flash, if ``count == 1``)."""
     if not 1 <= count <= 20:
@@ -200,12 +209,7 @@ def export_multipie(out: str | Path, identities: int = 20, size: int = 128, seed
     if sessions > 99 or recordings > 99 or first_subject + identities - 1 > 999:
         raise FacezooError("Multi-PIE names hold at most 99 sessions/recordings and subjects up to 999")
     codes = illumination_codes(illuminations)
-    if split == "all":
-        counts = split_counts(identities, fractions)
-    elif split in SPLIT_NAMES:
-        counts = {split: identities}
-    else:
-        raise FacezooError(f"--split must be all, train, val or test, got {split!r}")
+    counts = identities_per_split(identities, split, fractions)
 
     subject = first_subject
     plan: list[tuple[str, int, int]] = []            # (list, identity id within the synthetic split, subject)
@@ -283,12 +287,7 @@ def export_mt(out: str | Path, identities: int = 20, size: int = 128, seed: int 
     if identities < 2 or size < 8 or samples_per_identity < 1:
         raise FacezooError(f"need identities >= 2, size >= 8, samples per identity >= 1; got {identities}, "
                            f"{size}, {samples_per_identity}")
-    if split == "all":
-        counts = split_counts(identities, fractions)
-    elif split in SPLIT_NAMES:
-        counts = {split: identities}
-    else:
-        raise FacezooError(f"--split must be all, train, val or test, got {split!r}")
+    counts = identities_per_split(identities, split, fractions)
     small = {k: v for k, v in counts.items() if v < 2}
     if small:
         raise FacezooError(f"each MT list needs >= 2 identities (the reference is another identity); "
@@ -369,12 +368,7 @@ def export_300vw(out: str | Path, identities: int = 20, size: int = 128, seed: i
     if identities < 1 or size < 8 or frames < 1 or first_subject < 1 or not 1 <= jpeg_quality <= 100:
         raise FacezooError(f"need identities >= 1, size >= 8, frames >= 1, first subject >= 1, jpeg quality "
                            f"1..100; got {identities}, {size}, {frames}, {first_subject}, {jpeg_quality}")
-    if split == "all":
-        counts = split_counts(identities, fractions)
-    elif split in SPLIT_NAMES:
-        counts = {split: identities}
-    else:
-        raise FacezooError(f"--split must be all, train, val or test, got {split!r}")
+    counts = identities_per_split(identities, split, fractions)
     lists: dict[str, list[str]] = {name: [] for name in counts}
     number = first_subject
     for list_name in SPLIT_NAMES:
