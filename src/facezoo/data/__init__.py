@@ -21,7 +21,7 @@ View-specific keys (:mod:`facezoo.data.synthetic`):
 * re-posing (GANnotation): ``third``, ``third_landmarks``, ``third_mask``, ``third_pose`` — the third face C
   of the A → B → C triplet (``image`` = A, ``target`` = B).
 * makeup (PSGAN): ``reference``, ``reference_landmarks``, ``reference_mask``, ``reference_pose``,
-  ``reference_identity`` — the makeup reference (another identity); ``makeup`` (12,) float32 in [0, 1]
+  ``reference_identity`` — the makeup reference (another identity); ``makeup`` (16,) float32 in [0, 1]
   (:meth:`~facezoo.data.synthetic.Makeup.as_vector`); ``target`` is the source wearing the reference's makeup.
 * mask editing (MaskGAN): ``edit`` int64, an index into :data:`~facezoo.data.synthetic.MASK_EDITS`;
   ``target_mask`` is the edited mask and ``target`` the image rendered with the edit.

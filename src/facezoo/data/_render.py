@@ -772,6 +772,9 @@ def draw_face(geom: Geometry, params, size: int, camera: np.ndarray, supersample
     F = {name: facing[sl] for name, sl in geom.parts.items()}
     lm = P["landmarks"]
     skin = np.asarray(ident.skin, np.float64)
+    face_skin = skin                                     # the face's skin: foundation tints it, ears and neck keep skin
+    if makeup.foundation_strength > 0:
+        face_skin = skin + (np.asarray(makeup.foundation_color, np.float64) - skin) * makeup.foundation_strength
 
     part_normals = geom.part_normals @ rot.T                     # mean normal of each part, camera frame
     part_index = {name: i for i, name in enumerate(geom.parts)}
@@ -847,7 +850,7 @@ def draw_face(geom: Geometry, params, size: int, camera: np.ndarray, supersample
     shade *= w_jaw
     shade += shade_c                                         # shade_c + (shade_j − shade_c)·w_jaw
     cover = np.maximum(cov_c, cov_j, out=cov_c)
-    skin_tint = (skin * np.asarray(tint)).astype(np.float32)[:, None, None]
+    skin_tint = (face_skin * np.asarray(tint)).astype(np.float32)[:, None, None]
     hair_tint = (hair_rgb * np.asarray(tint)).astype(np.float32)[:, None, None]
     tmp = np.empty_like(col)
     if geom.hair is not None:
@@ -941,7 +944,7 @@ def draw_face(geom: Geometry, params, size: int, camera: np.ndarray, supersample
         elif kind == "mouth":
             _draw_mouth(canvas, geom, P, lm, fl, ident, makeup, ncam, light, amb, dif, tint)
         else:
-            _draw_nose(canvas, geom, lm, px, world, skin, light, amb, dif, tint, rot)
+            _draw_nose(canvas, geom, lm, px, world, face_skin, light, amb, dif, tint, rot)
     image, mask = canvas.end()
     return image, mask, lm.astype(np.float32)
 

@@ -123,7 +123,11 @@ class Lighting:
 
 @dataclass(frozen=True)
 class Makeup:
-    """Makeup as colours (RGB 0..255) and strengths in [0, 1]: lipstick, eye shadow, blush."""
+    """Makeup as colours (RGB 0..255) and strengths in [0, 1]: lipstick, eye shadow, blush and foundation.
+
+    Foundation tints the face skin (the ``skin`` and ``nose`` labels; not ears or neck) towards
+    ``foundation_color`` before lighting: ``skin + (foundation_color − skin) · foundation_strength``.
+    """
 
     lip_color: RGB = (0, 0, 0)
     lip_strength: float = 0.0
@@ -131,6 +135,8 @@ class Makeup:
     shadow_strength: float = 0.0
     blush_color: RGB = (0, 0, 0)
     blush_strength: float = 0.0
+    foundation_color: RGB = (0, 0, 0)
+    foundation_strength: float = 0.0
 
     @classmethod
     def none(cls) -> Makeup:
@@ -138,11 +144,11 @@ class Makeup:
         return cls()
 
     def as_vector(self) -> np.ndarray:
-        """``(12,)`` float32 in [0, 1]: lip RGB/255 and strength, shadow RGB/255 and strength,
-        blush RGB/255 and strength."""
+        """``(16,)`` float32 in [0, 1]: lip, shadow, blush and foundation, each RGB/255 then strength."""
         parts = [*(c / 255 for c in self.lip_color), self.lip_strength,
                  *(c / 255 for c in self.shadow_color), self.shadow_strength,
-                 *(c / 255 for c in self.blush_color), self.blush_strength]
+                 *(c / 255 for c in self.blush_color), self.blush_strength,
+                 *(c / 255 for c in self.foundation_color), self.foundation_strength]
         return np.asarray(parts, np.float32)
 
 
@@ -200,6 +206,9 @@ _LIPSTICKS = np.array([[190, 20, 45], [150, 25, 60], [215, 70, 90], [120, 30, 40
 _SHADOWS = np.array([[110, 70, 120], [140, 90, 60], [60, 80, 130], [90, 110, 70], [160, 100, 120],
                      [70, 50, 45]], np.float64)
 _BLUSHES = np.array([[230, 110, 120], [220, 120, 100], [200, 90, 110], [240, 140, 130]], np.float64)
+# foundation shades, porcelain to deep, slightly warmer than the bare skin tones
+_FOUNDATIONS = np.array([[246, 214, 192], [236, 196, 164], [222, 176, 136], [200, 150, 108], [170, 118, 82],
+                         [130, 88, 60]], np.float64)
 
 
 def _rgb(v) -> RGB:
@@ -284,11 +293,17 @@ def sample_lighting(rng: np.random.Generator) -> Lighting:
                     float(rng.uniform(0.3, 0.5)), tuple(float(v) for v in 1 + rng.uniform(-0.06, 0.06, 3)))
 
 
-def sample_makeup(rng: np.random.Generator) -> Makeup:
-    """Makeup with all three parts present (strengths in [0.5, 1])."""
+def sample_makeup(rng: np.random.Generator, foundation: bool = False) -> Makeup:
+    """Makeup with lipstick, eye shadow and blush present (strengths in [0.5, 1]) and, with ``foundation``,
+    a foundation shade at strength in [0.5, 0.9] (drawn after the other parts, so the other views' streams,
+    which use no foundation, are unchanged)."""
     s = rng.uniform(0.5, 1.0, 3)
-    return Makeup(_pick(rng, _LIPSTICKS, 15), float(s[0]), _pick(rng, _SHADOWS, 15), float(s[1]),
-                  _pick(rng, _BLUSHES, 10), float(s[2]))
+    makeup = Makeup(_pick(rng, _LIPSTICKS, 15), float(s[0]), _pick(rng, _SHADOWS, 15), float(s[1]),
+                    _pick(rng, _BLUSHES, 10), float(s[2]))
+    if foundation:
+        makeup = dataclasses.replace(makeup, foundation_color=_pick(rng, _FOUNDATIONS, 8),
+                         foundation_strength=float(rng.uniform(0.5, 0.9)))
+    return makeup
 
 
 def sample_background(rng: np.random.Generator) -> Background:
@@ -626,20 +641,25 @@ class SyntheticMakeup(_SyntheticView):
     expression wearing makeup ``m``; ``target`` is the source (same pose, expression, lighting, pixels
     outside the makeup regions) wearing ``m``. ``makeup`` is ``m.as_vector()``.
 
+    With ``foundation`` (the default) ``m`` includes a foundation shade that tints the whole face skin, as
+    the makeup of MT's references does; the lipstick, eye shadow and blush alone change only about 5 % of
+    the pixels, which leaves "the source unchanged" an almost perfect makeup transfer.
+
     Sample keys: ``image``, ``landmarks``, ``mask``, ``pose``, ``identity``; ``reference``,
     ``reference_landmarks``, ``reference_mask``, ``reference_pose``, ``reference_identity``; ``target``,
-    ``target_landmarks``, ``target_mask``; ``makeup`` (12,) float32.
+    ``target_landmarks``, ``target_mask``; ``makeup`` (16,) float32.
     """
 
     view_id = 4
 
     def __init__(self, split: str = "train", size: int = 128, length: int = 10000, num_identities: int = 200,
                  seed: int = 0, supersample: int = 2, yaw_range: Sequence[float] = (-30.0, 30.0),
-                 zoom: float = 0.85):
+                 zoom: float = 0.85, foundation: bool = True):
         super().__init__(split, size, length, num_identities, seed, supersample)
         if self.num_identities < 2:
             raise ValueError("SyntheticMakeup needs num_identities >= 2 (the reference is another identity)")
         self.yaw_range, self.zoom = (float(yaw_range[0]), float(yaw_range[1])), float(zoom)
+        self.foundation = bool(foundation)
 
     def params(self, index: int) -> dict[str, FaceParams]:
         """``{"image": source, "reference": reference, "target": source with the reference's makeup}``."""
@@ -648,7 +668,8 @@ class SyntheticMakeup(_SyntheticView):
         i = index % self.num_identities
         j = (i + 1 + int(rng.integers(self.num_identities - 1))) % self.num_identities
         source = sample_face(rng, self.identity(i), self.yaw_range, 0.0)
-        reference = sample_face(rng, self.identity(j), self.yaw_range, 0.0).replace(makeup=sample_makeup(rng))
+        reference = sample_face(rng, self.identity(j), self.yaw_range, 0.0)
+        reference = reference.replace(makeup=sample_makeup(rng, self.foundation))
         return {"image": source, "reference": reference, "target": source.replace(makeup=reference.makeup)}
 
     def __getitem__(self, index: int) -> dict:
