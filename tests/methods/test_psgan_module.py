@@ -6,6 +6,7 @@ import json
 import logging
 
 import lightning as L
+import numpy as np
 import pytest
 import torch
 from conftest import run_module
@@ -14,7 +15,8 @@ from torch.utils.data import DataLoader, Dataset, default_collate
 from facezoo import losses
 from facezoo.data.synthetic import SyntheticMakeup
 from facezoo.face.labels import CELEBAMASK_HQ
-from facezoo.methods.psgan.module import PSGAN, histogram_matching_baseline
+from facezoo.face import photo
+from facezoo.methods.psgan.module import PSGAN, _downsample_faces, histogram_matching_baseline
 from facezoo.metrics import region_histogram_distance
 from facezoo.nets.vgg import VGGFeatures
 
@@ -212,6 +214,29 @@ def test_predict_is_the_two_pass_inference_and_equals_one_pass(batch):
     assert out.shape == (2, 3, SIZE, SIZE) and out.abs().max() <= 1
 
 
+def test_photo_resolution_batches_go_through_the_photo_pipeline(monkeypatch):
+    view = SyntheticMakeup(size=2 * SIZE, length=2, num_identities=4, seed=1)
+    big = default_collate([view[i] for i in range(2)])
+    small = _downsample_faces(big, SIZE)       # what facezoo.infer does to a face crop: 8-bit Lanczos, rounded points
+    for key in ("image", "reference"):
+        first = photo.resize(np.round(photo.tensor_to_image(big[key][0])).astype(np.uint8), SIZE, "lanczos")
+        torch.testing.assert_close(small[key][0], photo.image_to_tensor(first)[0])
+    for key in ("landmarks", "reference_landmarks"):
+        assert torch.equal(small[key], torch.round(big[key] / 2))
+    for key in ("mask", "reference_mask"):
+        assert torch.equal(small[key], big[key][:, 1::2, 1::2])         # Pillow's nearest at a factor 2
+    model = PSGAN(**TINY).eval()
+    out = model.predict_batch(big)
+    assert out.shape == big["image"].shape and out.abs().max() <= 1
+    assert torch.allclose((out + 1) * 127.5, ((out + 1) * 127.5).round(), atol=1e-3)   # an 8-bit photo
+    # a generator that returns its input gives back the source: up(down(x)) + (x − up(down(x)))
+    monkeypatch.setattr(model.generator, "apply", lambda image, gamma, beta: image)
+    same = model.predict_batch(big)
+    assert (same - big["image"]).abs().mean() < 0.02
+    with pytest.raises(ValueError, match="smaller"):
+        PSGAN(**{**TINY, "image_size": 4 * SIZE}).predict_batch(big)
+
+
 def test_image_size_is_checked(batch):
     with pytest.raises(ValueError, match="built for 64x64 faces"):
         PSGAN(**{**TINY, "image_size": 64}).faces(batch)
@@ -326,3 +351,17 @@ def test_cli_evaluate_reports_the_baselines(tiny_psgan_run, tmp_path):
             assert f"{prefix}{metric}" in m
     assert m["baseline_source/l1"] > 0 and m["baseline_source/l1"] != m["baseline_histogram_matching/l1"]
     assert m["baseline_histogram_matching/hist_ref_lip"] < m["baseline_source/hist_ref_lip"]
+
+
+def test_evaluate_at_photo_resolution(tiny_psgan_run, tmp_path):
+    from facezoo.evaluate import load_checkpoint
+
+    ckpt = tiny_psgan_run / "checkpoints" / "last.ckpt"
+    model, datamodule, _ = load_checkpoint(ckpt, {"dataset": {"size": 2 * SIZE}})
+    assert model.hparams.image_size == SIZE                      # the checkpoint's config is stored resolved
+    assert datamodule.dataset("test")[0]["image"].shape == (3, 2 * SIZE, 2 * SIZE)
+    out = tmp_path / "eval.json"
+    run_module("facezoo.evaluate", f"ckpt_path={ckpt}", f"out={out}", f"+data_overrides.dataset.size={2 * SIZE}",
+               f"hydra.run.dir={tmp_path / 'hydra'}")
+    m = json.loads(out.read_text())["metrics"]
+    assert m["l1"] > 0 and m["baseline_source/l1"] > 0 and "baseline_histogram_matching/hist_skin" in m

@@ -29,9 +29,11 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import NamedTuple
 
+import numpy as np
 import torch
 
 from facezoo import losses, metrics
+from facezoo.face import photo
 from facezoo.methods.base import GANModule
 from facezoo.methods.psgan.networks import (
     REGION_NAMES,
@@ -177,11 +179,11 @@ class PSGAN(GANModule):
         """Lip / skin / eye masks ``(B, 3, H, W)`` of faces from their CelebAMask-HQ masks and landmarks."""
         return region_masks_from_parsing(mask, landmarks, eye_margin=self.eye_margin).to(torch.float32)
 
-    def faces(self, batch: Mapping) -> tuple[Face, Face]:
+    def faces(self, batch: Mapping, any_size: bool = False) -> tuple[Face, Face]:
         """``(source x, reference y)`` of a makeup batch (keys ``image``, ``landmarks``, ``mask`` and the
-        ``reference*`` ones)."""
+        ``reference*`` ones); unless ``any_size``, the batch must be at the network's ``image_size``."""
         size = self.hparams.image_size
-        if tuple(batch["image"].shape[-2:]) != (size, size):
+        if not any_size and tuple(batch["image"].shape[-2:]) != (size, size):
             raise ValueError(f"PSGAN was built for {size}x{size} faces (image_size) but the batch holds "
                              f"{tuple(batch['image'].shape[-2:])}")
         x = Face(batch["image"], batch["landmarks"], self.regions(batch["mask"], batch["landmarks"]))
@@ -200,11 +202,26 @@ class PSGAN(GANModule):
 
     @torch.no_grad()
     def predict_batch(self, batch: Mapping) -> torch.Tensor:
-        """The official two-pass inference: makeup matrices from the reference, then applied (α = 1, all regions)."""
-        x, y = self.faces(batch)
+        """The official two-pass inference: makeup matrices from the reference, then applied (α = 1, all regions).
+
+        A batch at the network's ``image_size`` is transferred as it is. A batch at a higher resolution goes
+        through what ``facezoo.infer`` does to a photo's face crop (official ``PreProcess`` / ``PostProcess``):
+        each face is Lanczos-resized to ``image_size`` in 8 bit (landmarks scaled and rounded, masks nearest),
+        transferred, and the result is upsampled with the source's high-frequency residual restored
+        (:func:`facezoo.face.photo.restore_details`), rounded to 8 bit.
+
+        Returns:
+            ``(B, 3, H, W)`` in [-1, 1], at the batch's resolution.
+        """
+        size, res = self.hparams.image_size, batch["image"].shape[-1]
+        if res < size:
+            raise ValueError(f"PSGAN was built for {size}x{size} faces; a {res}x{res} batch is smaller")
+        small = batch if res == size else _downsample_faces(batch, size)
+        x, y = self.faces(small)
         g = self.generator
         gamma, beta = g.makeup_matrices(x.image, y.image, x.landmarks, y.landmarks, x.regions, y.regions)
-        return g.apply(x.image, gamma, beta)
+        out = g.apply(x.image, gamma, beta)
+        return out if res == size else _restore_details(out, batch["image"])
 
     # -------------------------------------------------------------------------------- losses
     def generator_terms(self, x: Face, y: Face) -> dict[str, torch.Tensor]:
@@ -285,7 +302,7 @@ class PSGAN(GANModule):
         """Trivial makeup-transfer baselines: the source unchanged, and per-region histogram matching."""
 
         def histogram_matching(batch: Mapping) -> torch.Tensor:
-            return histogram_matching_baseline(*self.faces(batch))
+            return histogram_matching_baseline(*self.faces(batch, any_size=True))
 
         return {"source": lambda batch: batch["image"], "histogram_matching": histogram_matching}
 
@@ -297,7 +314,7 @@ class PSGAN(GANModule):
         the source's regions, which the target shares). Always: ``hist_ref_<region>``, the distance of each
         output region to the same region of the reference (what real MT, without ground truth, can measure).
         """
-        x, y = self.faces(batch)
+        x, y = self.faces(batch, any_size=True)
         values: dict[str, torch.Tensor] = {}
         if "target" in batch:
             values.update(super().evaluation_metrics(output, batch))
@@ -306,3 +323,33 @@ class PSGAN(GANModule):
         dist = metrics.region_histogram_distance(output, y.image, x.regions, y.regions)
         values.update({f"hist_ref_{name}": dist[i] for i, name in enumerate(REGION_NAMES)})
         return values
+
+
+# ------------------------------------------------------------------------- photo-resolution batches
+_FACE_KEYS = (("image", "landmarks", "mask"), ("reference", "reference_landmarks", "reference_mask"))
+
+
+def _to_uint8(image: torch.Tensor) -> np.ndarray:
+    """``(3, H, W)`` in [-1, 1] → ``(H, W, 3)`` uint8 (rounded)."""
+    return np.round(photo.tensor_to_image(image)).astype(np.uint8)
+
+
+def _downsample_faces(batch: Mapping, size: int) -> dict:
+    """The source and reference faces of a batch at ``size``, as ``facezoo.infer`` prepares a photo's crop:
+    8-bit Lanczos images, landmarks ``round(p · size / H)``, nearest-resized masks."""
+    out = dict(batch)
+    res = batch["image"].shape[-1]
+    for image_key, landmarks_key, mask_key in _FACE_KEYS:
+        out[image_key] = torch.cat([photo.image_to_tensor(photo.resize(_to_uint8(im), size, "lanczos"))
+                                    for im in batch[image_key]]).to(batch[image_key])
+        out[landmarks_key] = torch.round(batch[landmarks_key] * (size / res))
+        masks = [photo.resize(m.cpu().numpy().astype(np.uint8), size, "nearest") for m in batch[mask_key]]
+        out[mask_key] = torch.from_numpy(np.stack(masks)).to(batch[mask_key])
+    return out
+
+
+def _restore_details(result: torch.Tensor, source: torch.Tensor) -> torch.Tensor:
+    """PSGAN's post-processing on a batch: ``result`` (B, 3, h, w) upsampled to ``source`` (B, 3, H, W) plus
+    the source's high-frequency residual (:func:`facezoo.face.photo.restore_details`), 8 bit, in [-1, 1]."""
+    return torch.cat([photo.image_to_tensor(photo.restore_details(photo.tensor_to_image(r), _to_uint8(s)))
+                      for r, s in zip(result, source)]).to(source)
