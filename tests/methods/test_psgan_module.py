@@ -14,8 +14,8 @@ from torch.utils.data import DataLoader, Dataset, default_collate
 
 from facezoo import losses
 from facezoo.data.synthetic import SyntheticMakeup
-from facezoo.face.labels import CELEBAMASK_HQ
 from facezoo.face import photo
+from facezoo.face.labels import CELEBAMASK_HQ
 from facezoo.methods.psgan.module import PSGAN, _downsample_faces, histogram_matching_baseline
 from facezoo.metrics import region_histogram_distance
 from facezoo.nets.vgg import VGGFeatures
