@@ -81,6 +81,7 @@ from facezoo.data.synthetic import (
 from facezoo.data.video300w import ANNOT_DIR, FRAME_DIR, POINTS_FILE, format_pts
 from facezoo.face.align import align_multipie
 from facezoo.face.labels import convert_labels, landmarks_68_to_5
+from facezoo.face.photo import tensor_to_uint8
 from facezoo.utils import FacezooError, atomic_write_text
 
 #: View id of the Multi-PIE export in :func:`facezoo.data.synthetic.sample_rng` (the views use 1-5).
@@ -259,11 +260,6 @@ MT_LISTS: dict[str, dict[str, str]] = {
 }
 
 
-def _mt_to_uint8(image) -> np.ndarray:
-    """``(3, H, W)`` tensor in [-1, 1] → ``(H, W, 3)`` uint8 (the renderer's own pixel values)."""
-    return np.asarray(((image.permute(1, 2, 0).numpy() + 1.0) * 127.5).round().clip(0, 255), np.uint8)
-
-
 def export_mt(out: str | Path, identities: int = 20, size: int = 128, seed: int = 0, split: str = "all",
               samples_per_identity: int = 2, fractions: Sequence[float] = (0.7, 0.15, 0.15),
               supersample: int = 2) -> dict[str, list[str]]:
@@ -303,7 +299,7 @@ def export_mt(out: str | Path, identities: int = 20, size: int = 128, seed: int 
             name = f"{split_name}_{index:05d}.png"
             for domain, key, prefix in (("non-makeup", "image", ""), ("makeup", "reference", "reference_")):
                 mask = convert_labels(sample[f"{prefix}mask"].numpy(), "celebamask_hq", "mt").astype(np.uint8)
-                atomic_save_png(out / "images" / domain / name, _mt_to_uint8(sample[key]))
+                atomic_save_png(out / "images" / domain / name, tensor_to_uint8(sample[key]))
                 atomic_save_png(out / "segs" / domain / name, mask)
                 atomic_write_bytes(out / "landmarks" / domain / name,
                                    format_mt_landmarks(sample[f"{prefix}landmarks"].numpy()))

@@ -24,6 +24,7 @@ from facezoo.data.synthetic import (
     SyntheticMaskEdit,
     SyntheticReposing,
 )
+from facezoo.face.photo import tensor_to_uint8
 
 #: One colour per CelebAMask-HQ label (background, skin, nose, eye_g, l_eye, r_eye, l_brow, r_brow, l_ear,
 #: r_ear, mouth, u_lip, l_lip, hair, hat, ear_r, neck_l, neck, cloth).
@@ -32,11 +33,6 @@ PALETTE = np.array([
     [120, 60, 0], [180, 100, 30], [255, 0, 120], [200, 0, 200], [60, 0, 0], [255, 40, 40],
     [160, 0, 60], [90, 50, 160], [0, 160, 80], [0, 255, 0], [150, 150, 0], [230, 120, 90],
     [60, 90, 140]], np.uint8)
-
-
-def to_uint8(image) -> np.ndarray:
-    """``(3, H, W)`` tensor in [-1, 1] → ``(H, W, 3)`` uint8."""
-    return ((image.permute(1, 2, 0).numpy() + 1) * 127.5).round().clip(0, 255).astype(np.uint8)
 
 
 def colour_mask(mask) -> np.ndarray:
@@ -79,7 +75,7 @@ def main() -> None:
         tiles = []
         for i in range(4 * r, 4 * r + 4):
             smp = front[i]
-            tiles += [to_uint8(smp["image"]), to_uint8(smp["target"])]
+            tiles += [tensor_to_uint8(smp["image"]), tensor_to_uint8(smp["target"])]
         rows.append(row(tiles, "frontalization\n(profile, frontal)\nMulti-PIE crop", s, width))
 
     repose = SyntheticReposing(**kw)
@@ -87,7 +83,7 @@ def main() -> None:
         tiles = []
         for i in (2 * r, 2 * r + 1):
             smp = repose[i]
-            tiles += [to_uint8(smp[k]) for k in ("image", "target", "third")]
+            tiles += [tensor_to_uint8(smp[k]) for k in ("image", "target", "third")]
             tiles.append(with_landmarks(np.zeros((s, s, 3), np.uint8) + 40, smp["target_landmarks"]))
         rows.append(row(tiles, "re-posing\n(A, B, C,\nB's landmarks)", s, width))
 
@@ -96,8 +92,9 @@ def main() -> None:
         tiles = []
         for i in (2 * r, 2 * r + 1):
             smp = makeup[i]
-            diff = np.abs(to_uint8(smp["target"]).astype(int) - to_uint8(smp["image"]).astype(int)).sum(-1)
-            tiles += [to_uint8(smp[k]) for k in ("image", "reference", "target")]
+            target, image = (tensor_to_uint8(smp[k]).astype(int) for k in ("target", "image"))
+            diff = np.abs(target - image).sum(-1)
+            tiles += [tensor_to_uint8(smp[k]) for k in ("image", "reference", "target")]
             tiles.append(np.repeat((diff.clip(0, 85) * 3).astype(np.uint8)[..., None], 3, -1))
         rows.append(row(tiles, "makeup\n(source, reference,\ntruth, |truth-src|)", s, width))
 
@@ -106,12 +103,12 @@ def main() -> None:
         tiles = []
         for i in (2 * r, 2 * r + 1):
             smp = edit[i]
-            tiles += [to_uint8(smp["image"]), colour_mask(smp["mask"]), colour_mask(smp["target_mask"]),
-                      to_uint8(smp["target"])]
+            tiles += [tensor_to_uint8(smp["image"]), colour_mask(smp["mask"]), colour_mask(smp["target_mask"]),
+                      tensor_to_uint8(smp["target"])]
         rows.append(row(tiles, "mask edit\n(image, mask,\nedited mask, truth)", s, width))
 
     faces = SyntheticFaces(**kw)
-    rows.append(row([with_landmarks(to_uint8(faces[i]["image"]), faces[i]["landmarks"]) for i in range(8)],
+    rows.append(row([with_landmarks(tensor_to_uint8(faces[i]["image"]), faces[i]["landmarks"]) for i in range(8)],
                     "plain faces\n+ 68 landmarks", s, width))
     masks = [colour_mask(faces[i]["mask"]) for i in range(8)]
     rows.append(row(masks, "plain faces:\nparsing masks", s, width))

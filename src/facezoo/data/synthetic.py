@@ -302,7 +302,7 @@ def sample_makeup(rng: np.random.Generator, foundation: bool = False) -> Makeup:
                     _pick(rng, _BLUSHES, 10), float(s[2]))
     if foundation:
         makeup = dataclasses.replace(makeup, foundation_color=_pick(rng, _FOUNDATIONS, 8),
-                         foundation_strength=float(rng.uniform(0.5, 0.9)))
+                                     foundation_strength=float(rng.uniform(0.5, 0.9)))
     return makeup
 
 

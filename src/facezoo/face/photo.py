@@ -49,6 +49,7 @@ __all__ = [
     "paste_back",
     "image_to_tensor",
     "tensor_to_image",
+    "tensor_to_uint8",
 ]
 
 log = logging.getLogger(__name__)
@@ -363,3 +364,13 @@ def tensor_to_image(tensor: torch.Tensor) -> np.ndarray:
         raise ValueError(f"expected (3, H, W), got {tuple(tensor.shape)}")
     x = tensor.detach().float().clamp(-1, 1).add(1).mul(127.5)
     return x.permute(1, 2, 0).cpu().numpy().astype(np.float64)
+
+
+def tensor_to_uint8(tensor: torch.Tensor) -> np.ndarray:
+    """float ``(3, H, W)`` or ``(1, 3, H, W)`` in [-1, 1] → uint8 ``(H, W, 3)``: :func:`tensor_to_image`, rounded.
+
+    Example:
+        >>> tensor_to_uint8(torch.tensor([-1.0, 0.0, 1.0]).view(3, 1, 1)).tolist()
+        [[[0, 128, 255]]]
+    """
+    return np.round(tensor_to_image(tensor)).astype(np.uint8)

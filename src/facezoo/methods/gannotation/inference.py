@@ -31,6 +31,7 @@ import torch
 from omegaconf import DictConfig, ListConfig
 
 from facezoo.data.video300w import face_transform, read_pts
+from facezoo.face.photo import tensor_to_uint8
 from facezoo.utils import FacezooError
 
 log = logging.getLogger(__name__)
@@ -206,12 +207,6 @@ def _targets(cfg: DictConfig) -> list[str]:
     return [str(cfg.target_landmarks)]
 
 
-def _to_uint8(image: torch.Tensor) -> np.ndarray:
-    from facezoo.face.photo import tensor_to_image
-
-    return np.round(tensor_to_image(image)).astype(np.uint8)
-
-
 def _detect_points(detector, image: np.ndarray, upscale: int = 4) -> np.ndarray | None:
     """68 landmarks of the largest face in a (small) output crop, detected on a ×``upscale`` copy; or None."""
     from PIL import Image
@@ -242,7 +237,7 @@ def output_landmark_error(detect_points: Callable[[np.ndarray], np.ndarray | Non
 
     steps = []
     for k, (out, target) in enumerate(zip(outputs, targets), start=1):
-        found = detect_points(_to_uint8(out))
+        found = detect_points(tensor_to_uint8(out))
         if found is None:
             log.warning("step %d: no face found on the output; its landmark error is skipped", k)
             steps.append({"step": k, "nme": None})
@@ -296,13 +291,14 @@ def run(cfg: DictConfig) -> list[Path]:
     in_crop = [points_in_crop(p, size, tight) for p in raw_targets]
     steps = progressive_reposing(reposer, crop, in_crop)
     if len(targets) == 1 and not cfg.get("chain"):
-        written = [write_photo(cfg.out, _to_uint8(steps[1]))]
+        written = [write_photo(cfg.out, tensor_to_uint8(steps[1]))]
     else:
-        written = [write_photo(path, _to_uint8(step)) for path, step in zip(chain_paths(cfg.out, len(in_crop)), steps)]
+        paths = chain_paths(cfg.out, len(in_crop))
+        written = [write_photo(path, tensor_to_uint8(step)) for path, step in zip(paths, steps)]
         if len(in_crop) >= 2:
             direct = reposer(crop, torch.as_tensor(in_crop[-1], dtype=torch.float32)[None])
             out = Path(cfg.out)
-            written.append(write_photo(out.with_name(f"{out.stem}_direct{out.suffix}"), _to_uint8(direct)))
+            written.append(write_photo(out.with_name(f"{out.stem}_direct{out.suffix}"), tensor_to_uint8(direct)))
             log.info("chain of %d steps: mean |direct - chained| = %.4f (triple-consistency error, [-1, 1] units)",
                      len(in_crop), float((direct - steps[-1]).abs().mean()))
     if cfg.get("landmark_error", True):

@@ -329,18 +329,13 @@ class PSGAN(GANModule):
 _FACE_KEYS = (("image", "landmarks", "mask"), ("reference", "reference_landmarks", "reference_mask"))
 
 
-def _to_uint8(image: torch.Tensor) -> np.ndarray:
-    """``(3, H, W)`` in [-1, 1] → ``(H, W, 3)`` uint8 (rounded)."""
-    return np.round(photo.tensor_to_image(image)).astype(np.uint8)
-
-
 def _downsample_faces(batch: Mapping, size: int) -> dict:
     """The source and reference faces of a batch at ``size``, as ``facezoo.infer`` prepares a photo's crop:
     8-bit Lanczos images, landmarks ``round(p · size / H)``, nearest-resized masks."""
     out = dict(batch)
     res = batch["image"].shape[-1]
     for image_key, landmarks_key, mask_key in _FACE_KEYS:
-        out[image_key] = torch.cat([photo.image_to_tensor(photo.resize(_to_uint8(im), size, "lanczos"))
+        out[image_key] = torch.cat([photo.image_to_tensor(photo.resize(photo.tensor_to_uint8(im), size, "lanczos"))
                                     for im in batch[image_key]]).to(batch[image_key])
         out[landmarks_key] = torch.round(batch[landmarks_key] * (size / res))
         masks = [photo.resize(m.cpu().numpy().astype(np.uint8), size, "nearest") for m in batch[mask_key]]
@@ -351,5 +346,5 @@ def _downsample_faces(batch: Mapping, size: int) -> dict:
 def _restore_details(result: torch.Tensor, source: torch.Tensor) -> torch.Tensor:
     """PSGAN's post-processing on a batch: ``result`` (B, 3, h, w) upsampled to ``source`` (B, 3, H, W) plus
     the source's high-frequency residual (:func:`facezoo.face.photo.restore_details`), 8 bit, in [-1, 1]."""
-    return torch.cat([photo.image_to_tensor(photo.restore_details(photo.tensor_to_image(r), _to_uint8(s)))
+    return torch.cat([photo.image_to_tensor(photo.restore_details(photo.tensor_to_image(r), photo.tensor_to_uint8(s)))
                       for r, s in zip(result, source)]).to(source)
