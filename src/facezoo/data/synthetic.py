@@ -642,8 +642,8 @@ class SyntheticMakeup(_SyntheticView):
     outside the makeup regions) wearing ``m``. ``makeup`` is ``m.as_vector()``.
 
     With ``foundation`` (the default) ``m`` includes a foundation shade that tints the whole face skin, as
-    the makeup of MT's references does; the lipstick, eye shadow and blush alone change only about 5 % of
-    the pixels, which leaves "the source unchanged" an almost perfect makeup transfer.
+    the makeup of MT's references does; the lipstick, eye shadow and blush alone leave "the source unchanged"
+    an almost perfect makeup transfer (L1 0.0074 at 64 px, docs/results.md).
 
     Sample keys: ``image``, ``landmarks``, ``mask``, ``pose``, ``identity``; ``reference``,
     ``reference_landmarks``, ``reference_mask``, ``reference_pose``, ``reference_identity``; ``target``,
