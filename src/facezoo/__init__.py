@@ -7,8 +7,8 @@ def load(ckpt_path, data_overrides=None, map_location="cpu"):
     """Load a trained facezoo checkpoint for notebooks: returns ``(model, datamodule, config)``.
 
     The model is in eval mode; ``model.predict_batch(batch)`` gives its outputs and
-    ``datamodule.dataset("test")`` the samples it was meant for.
+    ``datamodule.dataset("test")`` the samples it was meant for (:func:`facezoo.checkpoints.load`).
     """
-    from facezoo.evaluate import load_checkpoint
+    from facezoo.checkpoints import load as _load
 
-    return load_checkpoint(ckpt_path, data_overrides=data_overrides, map_location=map_location)
+    return _load(ckpt_path, data_overrides=data_overrides, map_location=map_location)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import io
 from pathlib import Path
 
 import lightning as L
@@ -12,7 +11,7 @@ import torch
 from lightning.pytorch.utilities import rank_zero_only
 from PIL import Image
 
-from facezoo.utils import atomic_write_json
+from facezoo.utils import atomic_write, atomic_write_json
 
 __all__ = ["make_grid", "save_image_grid", "SampleGrid", "ParamChecksum", "param_checksum"]
 
@@ -49,14 +48,8 @@ def make_grid(rows: dict[str, torch.Tensor], num_samples: int | None = None, pad
 
 def save_image_grid(path: str | Path, rows: dict[str, torch.Tensor], num_samples: int | None = None) -> Path:
     """Write :func:`make_grid` as a PNG, atomically (temporary file, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    buf = io.BytesIO()
-    Image.fromarray(make_grid(rows, num_samples)).save(buf, format="PNG")
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(buf.getvalue())
-    tmp.replace(path)
-    return path
+    grid = Image.fromarray(make_grid(rows, num_samples))
+    return atomic_write(path, lambda f: grid.save(f, format="PNG"))
 
 
 class SampleGrid(L.Callback):

@@ -2,14 +2,17 @@
 
     python -m facezoo.evaluate ckpt_path=runs/x/checkpoints/last.ckpt out=eval.json
 
-The checkpoint carries the config it was trained with (data and model), so nothing else is needed.
-The JSON holds flat metric keys: ``l1``, ``psnr``… for the model and ``baseline_<name>/<metric>`` for
-each baseline (frontalization: ``baseline_input`` — the profile itself as the output — and
-``baseline_mean_frontal`` — the mean frontal face of the training split), all on the same samples.
+The checkpoint carries the config it was trained with (data and model), so nothing else is needed. The
+metrics are the ones the method lists (``model.metrics``, names of :data:`facezoo.metrics.METRICS`), computed
+through the registry for the model and for every baseline on the same samples; those that need networks whose
+weights are absent (LPIPS, identity similarity) are reported as skipped. The JSON holds flat metric keys:
+``l1``, ``psnr``… for the model and ``baseline_<name>/<metric>`` for each baseline (frontalization:
+``baseline_input`` — the profile itself as the output — and ``baseline_mean_frontal``).
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
 import sys
 from collections import defaultdict
@@ -19,37 +22,10 @@ import hydra
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from facezoo.checkpoints import load, method_of
 from facezoo.utils import FacezooError, atomic_write_json
 
 log = logging.getLogger("facezoo.evaluate")
-
-
-def load_checkpoint(ckpt_path: str | Path, data_overrides: dict | None = None, map_location="cpu"):
-    """Rebuild ``(model, datamodule, config)`` from a facezoo checkpoint.
-
-    Raises:
-        FacezooError: the file is missing, unreadable or not a facezoo checkpoint (one-line message).
-    """
-    from hydra.utils import instantiate
-
-    path = Path(ckpt_path)
-    if not path.is_file():
-        raise FacezooError(f"{path}: no such checkpoint file")
-    try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=False)
-    except Exception as err:  # truncated or not a torch file
-        raise FacezooError(f"{path}: cannot read checkpoint ({type(err).__name__}: {err})") from None
-    if not isinstance(ckpt, dict) or "facezoo_config" not in ckpt or "state_dict" not in ckpt:
-        raise FacezooError(f"{path}: not a facezoo checkpoint (no facezoo_config / state_dict)")
-    cfg = OmegaConf.create(ckpt["facezoo_config"])
-    if data_overrides:
-        cfg.data = OmegaConf.merge(cfg.data, OmegaConf.create(dict(data_overrides)))
-    datamodule = instantiate(cfg.data, _convert_="all")
-    model = instantiate(cfg.model, _convert_="all")
-    model.load_state_dict(ckpt["state_dict"])
-    model.on_load_checkpoint(ckpt)
-    model.eval()
-    return model, datamodule, cfg
 
 
 class _Accumulator:
@@ -62,15 +38,85 @@ class _Accumulator:
     def add(self, values: dict[str, float], n: int) -> None:
         for k, v in values.items():
             self.sums[k] += float(v) * n
+        self.count += n
 
     def means(self) -> dict[str, float]:
         return {k: v / max(self.count, 1) for k, v in self.sums.items()}
 
 
+def metric_networks(names, cfg: DictConfig, device) -> tuple[dict, dict[str, str]]:
+    """The networks the requested metrics need, built once: ``({keyword: net}, {metric: why skipped})``.
+
+    ``lpips``: the AlexNet LPIPS (``lpips_backbone``); ``id_sim``: ArcFace IR-SE50 (``identity_weights``).
+    """
+    from facezoo.nets.weights import WeightsNotFoundError
+
+    builders = {"lpips": ("lpips_net", lambda: _lpips(cfg)), "id_sim": ("id_net", lambda: _arcface(cfg))}
+    nets, skipped = {}, {}
+    for name in names:
+        if name not in builders:
+            continue
+        key, build = builders[name]
+        try:
+            net = build()
+        except (WeightsNotFoundError, FileNotFoundError) as err:
+            net, skipped[name] = None, f"skipped ({' '.join(str(err).split())})"
+        if net is not None:
+            nets[key] = net.to(device).eval()
+        elif name not in skipped:
+            skipped[name] = "skipped (off in the config)"
+    for name, why in skipped.items():
+        log.warning("%s %s", name, why)
+    return nets, skipped
+
+
+def _lpips(cfg: DictConfig):
+    if not cfg.get("lpips_backbone"):
+        return None
+    from facezoo.nets.lpips_net import lpips_network
+
+    return lpips_network("alex", backbone_weights=cfg.lpips_backbone)
+
+
+def _arcface(cfg: DictConfig):
+    if not cfg.get("identity_weights"):
+        return None
+    from facezoo.nets.irse import IRSE50
+
+    return IRSE50.from_pretrained(None if cfg.identity_weights == "ir_se50" else cfg.identity_weights)
+
+
+def fid_metrics(outputs, cfg: DictConfig, device, skipped: dict) -> dict:
+    """One :class:`facezoo.metrics.FID` per output (real statistics of the split's targets), or none with a
+    ``skipped`` line when the FID Inception weights are absent."""
+    from facezoo.metrics import FID
+    from facezoo.nets.weights import WeightsNotFoundError
+
+    try:
+        first = FID(weights=cfg.get("fid_weights"))
+    except (WeightsNotFoundError, FileNotFoundError) as err:
+        skipped["fid"] = f"skipped ({' '.join(str(err).split())})"
+        log.warning("fid %s", skipped["fid"])
+        return {}
+    fids = {name: FID(extractor=first.inception) if i else first for i, name in enumerate(outputs)}
+    return {name: fid.to(device) for name, fid in fids.items()}
+
+
+def predictor(model):
+    """The model's output function for evaluation batches: the method's ``inference.predict(model, batch)``
+    when it has one (photo resolution, official post-processing), else ``model.predict_batch``."""
+    try:
+        inference = importlib.import_module(f"facezoo.methods.{method_of(type(model).__module__)}.inference")
+    except ModuleNotFoundError:
+        return model.predict_batch
+    predict = getattr(inference, "predict", None)
+    return model.predict_batch if predict is None else (lambda batch: predict(model, batch))
+
+
 @torch.no_grad()
 def evaluate(cfg: DictConfig) -> dict:
     """Compute the model's and the baselines' metrics on the configured split; returns the JSON object."""
-    model, datamodule, train_cfg = load_checkpoint(cfg.ckpt_path, cfg.get("data_overrides"))
+    model, datamodule, train_cfg = load(cfg.ckpt_path, cfg.get("data_overrides"))
     device = torch.device(cfg.device)
     model.to(device)
     dataset = datamodule.dataset(cfg.split)
@@ -78,38 +124,34 @@ def evaluate(cfg: DictConfig) -> dict:
     subset = torch.utils.data.Subset(dataset, range(n))
     loader = torch.utils.data.DataLoader(subset, batch_size=cfg.batch_size, shuffle=False)
 
-    lpips_net = None
-    if cfg.get("lpips_backbone"):
-        try:
-            from facezoo.nets.lpips_net import lpips_network
-
-            lpips_net = lpips_network("alex", backbone_weights=cfg.lpips_backbone).to(device)
-        except FileNotFoundError as err:
-            log.warning("LPIPS skipped: %s", err)
-
+    per_batch = [m for m in model.metrics if m != "fid"]
+    nets, skipped = metric_networks(per_batch, cfg, device)
     baselines = model.evaluation_baselines(datamodule, mean_face_samples=cfg.mean_face_samples)
-    outputs = {"model": model.predict_batch, **{f"baseline_{k}": fn for k, fn in baselines.items()}}
+    outputs = {"model": predictor(model), **{f"baseline_{k}": fn for k, fn in baselines.items()}}
     acc = {name: _Accumulator() for name in outputs}
+    fids = fid_metrics(outputs, cfg, device, skipped) if "fid" in model.metrics else {}
     for batch in loader:
         batch = {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
         n_batch = batch["image"].shape[0]
         for name, fn in outputs.items():
             fake = fn(batch)
-            values = model.evaluation_metrics(fake, batch)
+            values = model.evaluation_metrics(fake, batch, nets=nets, names=per_batch)
             if name == "model":
                 values.update(model.evaluation_model_metrics(batch))
-            if lpips_net is not None:
-                values["lpips"] = lpips_net(fake, batch["target"]).mean()
             acc[name].add(values, n_batch)
-            acc[name].count += n_batch
+            if name in fids and "target" in batch:
+                fids[name].update(batch["target"], real=True)
+                fids[name].update(fake.clamp(-1, 1), real=False)
 
     flat: dict[str, float] = {}
     for name, a in acc.items():
         prefix = "" if name == "model" else f"{name}/"
-        flat.update({f"{prefix}{k}": round(v, 6) for k, v in a.means().items()})
+        values = a.means()
+        if name in fids and fids[name].real_features_num_samples > 1:
+            values["fid"] = float(fids[name].compute())
+        flat.update({f"{prefix}{k}": round(v, 6) for k, v in values.items()})
     return {"checkpoint": str(cfg.ckpt_path), "model": train_cfg.model._target_, "split": cfg.split,
-            "num_samples": n, "lpips": "alexnet backbone" if lpips_net is not None else "skipped (no weights)",
-            "metrics": flat}
+            "num_samples": n, "skipped": skipped, "metrics": flat}
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="evaluate")

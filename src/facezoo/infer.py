@@ -3,7 +3,8 @@
     python -m facezoo.infer model=psgan ckpt_path=CKPT source=A.jpg reference=B.jpg out=C.png
     python -m facezoo.infer model=psgan weights=G.pth source=A.jpg reference=B.jpg out=C.png alpha=0.5 regions=lip
 
-``model=<name>`` runs ``facezoo.methods.<name>.inference.run(cfg)`` (config: ``conf/infer/infer.yaml``).
+``model=<name>`` composes ``conf/infer/model/<name>.yaml`` (the method's options, ``method: <name>``) and runs
+``facezoo.methods.<name>.inference.run(cfg)``.
 Bad inputs end with one line, ``facezoo.infer: error: <what to fix>``, exit status 2 and no output file.
 """
 
@@ -49,7 +50,7 @@ def load_pipeline(model: str):
 
 def infer(cfg: DictConfig):
     """Run the configured method's photo pipeline (``run(cfg)``); returns what it returns."""
-    return load_pipeline(str(cfg.model)).run(cfg)
+    return load_pipeline(str(cfg.method)).run(cfg)
 
 
 def _one_line(err: BaseException) -> str:

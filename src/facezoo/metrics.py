@@ -16,7 +16,7 @@ Conventions:
 
 Example:
     >>> fake = torch.zeros(2, 3, 8, 8); real = torch.full((2, 3, 8, 8), 0.5)
-    >>> {k: round(v, 3) for k, v in compute_metrics(["l1", "mse", "psnr"], fake, real).items()}
+    >>> {k: round(float(v), 3) for k, v in compute_metrics(["l1", "mse", "psnr"], fake, real).items()}
     {'l1': 0.5, 'mse': 0.25, 'psnr': 12.041}
 """
 
@@ -381,28 +381,52 @@ class MetricSpec:
     """A per-batch metric in :data:`METRICS`.
 
     Args:
-        fn: ``fn(fake, real, **kwargs) -> Tensor`` (scalar).
+        fn: ``fn(fake, real, **kwargs)`` → a scalar tensor, or ``{name: scalar}`` for a metric with several
+            values (per-region histogram distances).
         needs: ``{compute_metrics keyword: fn keyword}`` for the networks / extra inputs it requires.
         higher_is_better: direction, for model selection and sweeps.
         optional: keywords passed on when given but not required.
+        needs_target: whether it compares with a ground truth ``real`` (data without one, e.g. real MT
+            makeup pairs, can still report the metrics that do not).
     """
 
-    fn: Callable[..., torch.Tensor]
+    fn: Callable[..., torch.Tensor | Mapping[str, torch.Tensor]]
     needs: Mapping[str, str]
     higher_is_better: bool
     optional: Mapping[str, str] = field(default_factory=dict)
+    needs_target: bool = True
 
 
 def _nme_of_images(
     fake: torch.Tensor,
-    real: torch.Tensor,
+    real: torch.Tensor | None,
     landmark_net: Callable[[torch.Tensor], torch.Tensor],
     target_landmarks: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """NME of landmarks detected on ``fake`` against ``target_landmarks`` (default: detected on ``real``)."""
-    _check_images(fake, real)
-    target = landmark_net(real) if target_landmarks is None else target_landmarks
-    return landmark_nme(landmark_net(fake), target)
+    """NME of landmarks detected on ``fake`` (clamped to [-1, 1]) against ``target_landmarks`` (default: the
+    landmarks detected on ``real``)."""
+    if target_landmarks is None:
+        if real is None:
+            raise ValueError("nme needs target_landmarks or a real image to detect them on")
+        _check_images(fake, real)
+        target_landmarks = landmark_net(real.clamp(-1, 1))
+    return landmark_nme(landmark_net(fake.clamp(-1, 1)), target_landmarks)
+
+
+def _region_histograms(fake: torch.Tensor, real: torch.Tensor, regions: torch.Tensor,
+                       region_names: Sequence[str]) -> dict[str, torch.Tensor]:
+    """``hist_<region>``: :func:`region_histogram_distance` of ``fake`` to the ground truth (same regions)."""
+    dist = region_histogram_distance(fake, real, regions)
+    return {f"hist_{name}": dist[i] for i, name in enumerate(region_names)}
+
+
+def _region_histograms_to_reference(fake: torch.Tensor, real: torch.Tensor | None, regions: torch.Tensor,
+                                    region_names: Sequence[str], reference: torch.Tensor,
+                                    reference_regions: torch.Tensor) -> dict[str, torch.Tensor]:
+    """``hist_ref_<region>``: the distance of each output region to the same region of a reference image
+    (makeup transfer without a ground truth)."""
+    dist = region_histogram_distance(fake, reference, regions, reference_regions)
+    return {f"hist_ref_{name}": dist[i] for i, name in enumerate(region_names)}
 
 
 #: Per-batch metric registry: name -> :class:`MetricSpec`.
@@ -411,48 +435,65 @@ METRICS: dict[str, MetricSpec] = {
     "mse": MetricSpec(mse, {}, False),
     "psnr": MetricSpec(psnr, {}, True),
     "ssim": MetricSpec(ssim, {}, True),
-    "lpips": MetricSpec(lpips, {}, False, optional={"lpips_net": "net"}),
+    "lpips": MetricSpec(lpips, {"lpips_net": "net"}, False),
     "id_sim": MetricSpec(identity_similarity, {"id_net": "net"}, True),
     "nme": MetricSpec(
         _nme_of_images,
         {"landmark_net": "landmark_net"},
         False,
         optional={"target_landmarks": "target_landmarks"},
+        needs_target=False,
+    ),
+    "region_hist": MetricSpec(_region_histograms, {"regions": "regions", "region_names": "region_names"}, False),
+    "region_hist_ref": MetricSpec(
+        _region_histograms_to_reference,
+        {"regions": "regions", "region_names": "region_names", "reference": "reference",
+         "reference_regions": "reference_regions"},
+        False,
+        needs_target=False,
     ),
 }
 
 
+def _missing_inputs(spec: MetricSpec, real: torch.Tensor | None, inputs: Mapping) -> list[str]:
+    missing = [key for key in spec.needs if inputs.get(key) is None]
+    return missing + ["a ground-truth target"] if spec.needs_target and real is None else missing
+
+
 @torch.no_grad()
-def compute_metrics(names: Sequence[str], fake: torch.Tensor, real: torch.Tensor, **nets) -> dict[str, float]:
+def compute_metrics(names: Sequence[str], fake: torch.Tensor, real: torch.Tensor | None,
+                    skip_missing: bool = False, **inputs) -> dict[str, torch.Tensor]:
     """Compute several registered metrics on one batch.
 
     Args:
         names: keys of :data:`METRICS`, e.g. ``["l1", "psnr", "ssim", "lpips", "id_sim"]``.
         fake: :math:`(B, C, H, W)` in [-1, 1].
-        real: same shape.
-        **nets: the networks / inputs the metrics need: ``lpips_net`` (optional, else the resolved
-            AlexNet LPIPS), ``id_net`` (identity network), ``landmark_net`` (images -> (B, N, 2)) and
-            ``target_landmarks`` (optional (B, N, 2) ground truth for ``nme``).
+        real: same shape, the ground truth; ``None`` when the data has none.
+        skip_missing: leave out the metrics whose networks or inputs are not given (instead of raising).
+        **inputs: the networks / inputs the metrics need: ``lpips_net`` (an ``lpips.LPIPS``), ``id_net``
+            (identity network), ``landmark_net`` (images -> (B, N, 2)), ``target_landmarks`` ((B, N, 2) ground
+            truth for ``nme``), ``regions`` / ``region_names`` / ``reference`` / ``reference_regions`` for the
+            per-region histogram distances.
 
     Returns:
-        ``{name: value}`` as Python floats, in the order of ``names``.
+        ``{name: scalar tensor}`` in the order of ``names`` (a metric with several values adds each by name).
 
     Raises:
         KeyError: unknown metric name.
-        ValueError: a required network is missing.
+        ValueError: a required network or input is missing (unless ``skip_missing``).
     """
-    results: dict[str, float] = {}
+    results: dict[str, torch.Tensor] = {}
     for name in names:
         if name not in METRICS:
             raise KeyError(f"unknown metric {name!r}; known: {sorted(METRICS)}")
         spec = METRICS[name]
-        kwargs = {}
-        for key, param in spec.needs.items():
-            if nets.get(key) is None:
-                raise ValueError(f"metric {name!r} needs {key}=... passed to compute_metrics")
-            kwargs[param] = nets[key]
-        for key, param in spec.optional.items():
-            if nets.get(key) is not None:
-                kwargs[param] = nets[key]
-        results[name] = float(spec.fn(fake, real, **kwargs))
+        missing = _missing_inputs(spec, real, inputs)
+        if missing:
+            if skip_missing:
+                continue
+            raise ValueError(f"metric {name!r} needs {', '.join(missing)} passed to compute_metrics")
+        kwargs = {param: inputs[key] for key, param in spec.needs.items()}
+        kwargs.update({param: inputs[key] for key, param in spec.optional.items() if inputs.get(key) is not None})
+        value = spec.fn(fake, real, **kwargs)
+        results.update(value if isinstance(value, Mapping) else {name: value})
     return results

@@ -24,6 +24,7 @@ from hydra.types import RunMode
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from facezoo.checkpoints import read_checkpoint
 from facezoo.utils import FacezooError, append_csv_row, apply_gpus_alias, atomic_write_json, check_devices
 
 log = logging.getLogger("facezoo.train")
@@ -36,16 +37,15 @@ def instantiate_group(cfg: DictConfig | None) -> list:
     return [instantiate(node) for node in cfg.values() if isinstance(node, DictConfig) and "_target_" in node]
 
 
-def _check_ckpt_path(ckpt_path: str | None) -> None:
-    if ckpt_path and not Path(ckpt_path).is_file():
-        raise FacezooError(f"ckpt_path={ckpt_path}: no such checkpoint file")
-
-
 def train(cfg: DictConfig) -> dict[str, float]:
     """Fit the configured model; returns the final validation metrics (also written to metrics.json)."""
     apply_gpus_alias(cfg.trainer)
     check_devices(cfg.trainer)
-    _check_ckpt_path(cfg.get("ckpt_path"))
+    if cfg.get("ckpt_path"):  # a missing, truncated or foreign file: one line before any work
+        try:
+            read_checkpoint(cfg.ckpt_path)
+        except FacezooError as err:
+            raise FacezooError(f"ckpt_path={err}") from None
     L.seed_everything(cfg.seed, workers=True)
 
     datamodule = instantiate(cfg.data, _convert_="all")

@@ -9,8 +9,9 @@ import json
 import logging
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import IO
 
 from omegaconf import DictConfig, ListConfig, open_dict
 
@@ -70,24 +71,41 @@ def check_devices(trainer_cfg: DictConfig, available_gpus: int | None = None) ->
 
 
 # ------------------------------------------------------------------------------------ atomic files
-def atomic_write_text(path: str | Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and a rename: readers never see half a file."""
+def atomic_write(path: str | Path, write: Callable[[IO], None], binary: bool = True) -> Path:
+    """Write ``path`` through ``write(file)`` on a temporary file in the same folder, fsync, then a rename:
+    readers (and a crash at any moment) see the old file or the whole new one, never half of one.
+
+    Returns:
+        ``path``.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
+        with os.fdopen(fd, "wb" if binary else "w") as f:
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    return path
 
 
-def atomic_write_json(path: str | Path, obj) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    """Write ``text`` to ``path`` atomically (:func:`atomic_write`)."""
+    return atomic_write(path, lambda f: f.write(text), binary=False)
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically (:func:`atomic_write`)."""
+    return atomic_write(path, lambda f: f.write(data))
+
+
+def atomic_write_json(path: str | Path, obj) -> Path:
+    """Write ``obj`` as indented, key-sorted JSON to ``path`` atomically (:func:`atomic_write`)."""
+    return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
 
 def append_csv_row(path: str | Path, row: Mapping[str, object]) -> None:

@@ -1,6 +1,6 @@
 """The MT (BeautyGAN / PSGAN) makeup dataset: unpaired non-makeup sources and makeup references.
 
-The on-disk layout is the one PSGAN's official loader reads (reference/methods.md §1.4)::
+The on-disk layout is the one PSGAN's official loader reads (``wtjiang98/PSGAN: tools/data_reader.py``, ``README.md``)::
 
     <root>/images/makeup/*.png         RGB faces wearing makeup (the references)
     <root>/images/non-makeup/*.png     RGB faces without makeup (the sources)

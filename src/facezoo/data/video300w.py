@@ -1,7 +1,7 @@
 """300VW-style face videos as GANnotation trains on them: A → B → C triplets of frames of one video.
 
-facezoo reads the layout of GANnotation's training code (``training/databases.py``, reference/methods.md
-§2.4)::
+facezoo reads the layout of GANnotation's training code (``ESanchezLozano/GANnotation:
+training/databases.py``)::
 
     <root>/<video>/frames/*.jpg       the frames, in sorted file-name order (names are frame numbers,
                                       e.g. 000001.jpg; any image format PIL reads works)

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from facezoo.utils import FacezooError
+from facezoo.utils import FacezooError, atomic_write
 
 __all__ = [
     "MIN_SIDE",
@@ -173,18 +172,8 @@ def write_photo(path: str | os.PathLike, image: np.ndarray, **save_kwargs) -> Pa
     image = np.asarray(image)
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(f"write_photo expects an RGB uint8 image (H, W, 3), got {image.dtype} {image.shape}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            Image.fromarray(np.ascontiguousarray(image)).save(f, format=fmt, **save_kwargs)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write(path, lambda f: Image.fromarray(np.ascontiguousarray(image)).save(f, format=fmt,
+                                                                                           **save_kwargs))
 
 
 # ------------------------------------------------------------------------------------------- crops

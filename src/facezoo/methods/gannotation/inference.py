@@ -32,7 +32,7 @@ from omegaconf import DictConfig, ListConfig
 
 from facezoo.data.video300w import face_transform, read_pts
 from facezoo.face.photo import tensor_to_uint8
-from facezoo.utils import FacezooError
+from facezoo.utils import FacezooError, atomic_write_json
 
 log = logging.getLogger(__name__)
 
@@ -137,32 +137,22 @@ class Reposer:
 
 
 def load_reposer(cfg: DictConfig) -> Reposer:
-    """The network from ``ckpt_path`` (a facezoo checkpoint) or ``weights`` (the released ``myGEN.pth``).
+    """The network from ``ckpt_path`` (a facezoo GANnotation checkpoint) or ``weights`` (the released ``myGEN.pth``).
 
     Raises:
-        FacezooError: neither or both given, or not a GANnotation checkpoint.
+        FacezooError: neither or both given, an unreadable checkpoint, or one of another method.
     """
-    ckpt_path, weights = cfg.get("ckpt_path"), cfg.get("weights")
+    from facezoo.checkpoints import load_method
+    from facezoo.methods.gannotation.official import load_official_generator, official_reposing
+
     device = torch.device(cfg.get("device", "cpu"))
-    if bool(ckpt_path) == bool(weights):
-        raise FacezooError("give exactly one of ckpt_path=CKPT (a facezoo GANnotation checkpoint) or weights=PATH "
-                           "(the released GANnotation generator myGEN.pth)")
-    if ckpt_path:
-        import facezoo
-        from facezoo.methods.gannotation.module import GANnotation
-
-        model, _, _ = facezoo.load(ckpt_path, map_location="cpu")
-        if not isinstance(model, GANnotation):
-            raise FacezooError(f"{ckpt_path}: not a GANnotation checkpoint (it holds {type(model).__name__})")
-        model = model.to(device).eval()
-
+    model, generator = load_method(cfg, "gannotation", load_official_generator,
+                                   "myGEN.pth (the released GANnotation generator)")
+    if model is not None:
         def fn(image, landmarks):
             return model(image.to(device), model.heatmaps(landmarks.to(device), image.shape[-1]))["image"]
 
         return Reposer(fn, model.hparams.image_size)
-    from facezoo.methods.gannotation.official import load_official_generator, official_reposing
-
-    generator = load_official_generator(weights).to(device)
     return Reposer(lambda image, landmarks: official_reposing(generator, image.to(device), landmarks.to(device)), 128)
 
 
@@ -250,13 +240,6 @@ def output_landmark_error(detect_points: Callable[[np.ndarray], np.ndarray | Non
     return {"steps": steps, "mean_nme": float(np.mean(values)) if values else None}
 
 
-def atomic_json(path: Path, obj) -> Path:
-    from facezoo.utils import atomic_write_json
-
-    atomic_write_json(path, obj)
-    return path
-
-
 def run(cfg: DictConfig) -> list[Path]:
     """``python -m facezoo.infer model=gannotation ...``: crop, re-pose, write; returns the written paths.
 
@@ -304,7 +287,7 @@ def run(cfg: DictConfig) -> list[Path]:
     if cfg.get("landmark_error", True):
         report = output_landmark_error(detect_points=lambda img: _detect_points(get_detector_once(), img),
                                        outputs=steps[1:], targets=in_crop)
-        written.append(atomic_json(Path(cfg.out).with_name(f"{Path(cfg.out).stem}_nme.json"), report))
+        written.append(atomic_write_json(Path(cfg.out).with_name(f"{Path(cfg.out).stem}_nme.json"), report))
     for path in written:
         log.info("wrote %s", path)
     return written

@@ -1,6 +1,6 @@
 """GANnotation's networks: the released generator (colour + attention-mask heads) and the PatchGAN critic.
 
-Facts from ``reference/methods.md`` §2.1 (``ESanchezLozano/GANnotation``):
+Facts from ``ESanchezLozano/GANnotation`` (``model.py``, ``utils.py``, ``training/model_GAN.py``):
 
 * **Generator** (the released test model, ``model.py``): the image concatenated with one heatmap per
   landmark → conv7 (IN affine, LReLU 0.2) → 2 × down conv4 s2 → 6 residual blocks → 2 × up ConvTranspose4 s2
@@ -76,7 +76,7 @@ def landmark_heatmaps_official(points: torch.Tensor, size: int = 128, sigma: int
     pasted with the official code's own offset. A point whose patch lies fully outside gives an all-zero
     map. The maps are in [0, 1] (the released test model's input range; the training scripts' edge maps
     are the ones mapped to [-1, 1]). Not differentiable in ``points`` (use
-    :func:`facezoo.losses.landmark_heatmaps` for a smooth, sub-pixel encoding: it equals this one at the
+    :func:`facezoo.face.heatmaps.landmark_heatmaps` for a smooth, sub-pixel encoding: it equals this one at the
     covered pixels for ``points - 1`` when the points are integers).
 
     Args:

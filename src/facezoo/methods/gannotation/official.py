@@ -1,6 +1,6 @@
 """Loading GANnotation's released generator (``myGEN.pth``) into :class:`~.networks.Generator`.
 
-The release (``reference/methods.md`` §2.1, ``GANnotation.py``) is ``{"state_dict": {"module.<key>": …}}``
+The release (``ESanchezLozano/GANnotation: GANnotation.py``) is ``{"state_dict": {"module.<key>": …}}``
 for ``model.py: Generator(conv_dim=64, c_dim=66, repeat_num=6)``, whose modules are three ``nn.Sequential``
 stacks and two heads:
 

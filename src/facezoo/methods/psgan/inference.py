@@ -1,7 +1,7 @@
 """PSGAN on photos: detect → crop → parse → transfer → paste back with detail restoration.
 
 The pipeline follows the official pre- and post-processing (``wtjiang98/PSGAN:psgan/preprocess.py``,
-``psgan/postprocess.py``, reference/methods.md §1.5):
+``psgan/postprocess.py``, ``psgan/inference.py``):
 
 1. the largest face and its 68 landmarks (dlib or face-alignment, :mod:`facezoo.face.detect`);
 2. the official square crop (:func:`facezoo.face.photo.official_crop_box`), resized to 256² (Lanczos,
@@ -36,12 +36,13 @@ from facezoo.face.photo import (
     resize,
     restore_details,
     tensor_to_image,
+    tensor_to_uint8,
 )
 from facezoo.methods.psgan.networks import REGION_NAMES, region_masks_from_parsing
 from facezoo.utils import FacezooError
 
 __all__ = ["REGIONS", "PreparedFace", "parse_regions", "detect_face", "prepare", "transfer", "load_generator",
-           "run"]
+           "run", "predict"]
 
 log = logging.getLogger("facezoo.infer.psgan")
 
@@ -185,28 +186,17 @@ def transfer(source_img: np.ndarray, reference_img: np.ndarray, generator: nn.Mo
 
 
 def load_generator(cfg: DictConfig) -> nn.Module:
-    """The generator from ``ckpt_path`` (a facezoo checkpoint) or ``weights`` (the official ``G.pth``).
+    """The generator from ``ckpt_path`` (a facezoo PSGAN checkpoint) or ``weights`` (the official ``G.pth``).
 
     Raises:
-        FacezooError: neither or both given, or an unreadable checkpoint.
+        FacezooError: neither or both given, an unreadable checkpoint, or one of another method.
         WeightsNotFoundError / FileNotFoundError: the file is missing.
     """
-    ckpt_path, weights = cfg.get("ckpt_path"), cfg.get("weights")
-    if bool(ckpt_path) == bool(weights):
-        raise FacezooError("give exactly one of ckpt_path=CKPT (a facezoo checkpoint) or weights=G.pth "
-                           "(the official PSGAN generator)")
-    if ckpt_path:
-        import facezoo
+    from facezoo.checkpoints import load_method
+    from facezoo.methods.psgan.official import load_official_generator
 
-        model, _, _ = facezoo.load(ckpt_path, map_location="cpu")
-        generator = getattr(model, "generator", None)
-        if generator is None:
-            raise FacezooError(f"{ckpt_path}: not a PSGAN checkpoint ({type(model).__name__} has no generator)")
-    else:
-        from facezoo.methods.psgan.official import load_official_generator
-
-        generator = load_official_generator(weights)
-    return generator.to(cfg.get("device", "cpu")).eval()
+    model, generator = load_method(cfg, "psgan", load_official_generator, "G.pth (the official PSGAN generator)")
+    return generator if model is None else model.generator
 
 
 def run(cfg: DictConfig) -> np.ndarray:
@@ -238,3 +228,53 @@ def run(cfg: DictConfig) -> np.ndarray:
     path = write_photo(cfg.out, out)
     log.info("wrote %s (%dx%d)", path, out.shape[1], out.shape[0])
     return out
+
+
+# ----------------------------------------------------------------------- evaluation at photo resolution
+_FACE_KEYS = (("image", "landmarks", "mask"), ("reference", "reference_landmarks", "reference_mask"))
+
+
+@torch.no_grad()
+def predict(model, batch) -> torch.Tensor:
+    """PSGAN's output for a makeup batch at any resolution ≥ the network's, as the photo pipeline makes it.
+
+    At the network's ``image_size`` this is ``model.predict_batch``. A larger batch goes through what
+    :func:`run` does to a photo's face crop (official ``PreProcess`` / ``PostProcess``): each face is
+    Lanczos-resized to ``image_size`` in 8 bit (landmarks scaled and rounded, masks nearest), transferred, and
+    the result is upsampled with the source's high-frequency residual restored (:func:`restore_details`),
+    rounded to 8 bit. ``facezoo.evaluate`` uses it for every batch.
+
+    Args:
+        model: a :class:`~facezoo.methods.psgan.module.PSGAN`.
+        batch: a makeup sample batch (``image``, ``landmarks``, ``mask`` and the ``reference*`` keys).
+
+    Returns:
+        ``(B, 3, H, W)`` in [-1, 1], at the batch's resolution.
+    """
+    size, res = model.hparams.image_size, batch["image"].shape[-1]
+    if res < size:
+        raise ValueError(f"PSGAN was built for {size}x{size} faces; a {res}x{res} batch is smaller")
+    if res == size:
+        return model.predict_batch(batch)
+    return _restore_details(model.predict_batch(_downsample_faces(batch, size)), batch["image"])
+
+
+def _downsample_faces(batch, size: int) -> dict:
+    """The source and reference faces of a batch at ``size``, as :func:`prepare` makes a photo's crop:
+    8-bit Lanczos images, landmarks ``round(p · size / H)``, nearest-resized masks."""
+    out = dict(batch)
+    res = batch["image"].shape[-1]
+    for image_key, landmarks_key, mask_key in _FACE_KEYS:
+        out[image_key] = torch.cat([image_to_tensor(resize(tensor_to_uint8(im), size, "lanczos"))
+                                    for im in batch[image_key]]).to(batch[image_key])
+        out[landmarks_key] = torch.round(batch[landmarks_key] * (size / res))
+        masks = [resize(m.cpu().numpy().astype(np.uint8), size, "nearest") for m in batch[mask_key]]
+        out[mask_key] = torch.from_numpy(np.stack(masks)).to(batch[mask_key])
+    return out
+
+
+def _restore_details(result: torch.Tensor, source: torch.Tensor) -> torch.Tensor:
+    """PSGAN's post-processing on a batch: ``result`` (B, 3, h, w) upsampled to ``source`` (B, 3, H, W) plus
+    the source's high-frequency residual (:func:`restore_details`), 8 bit, in [-1, 1]."""
+    return torch.cat([image_to_tensor(restore_details(tensor_to_image(r), tensor_to_uint8(s)))
+                      for r, s in zip(result, source)]).to(source)

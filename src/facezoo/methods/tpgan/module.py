@@ -1,11 +1,11 @@
 """TP-GAN's LightningModule: the two-pathway generator against a patch discriminator.
 
-One training step (per batch), as the official TF code (reference/methods.md §5.3):
+One training step (per batch), as the official TF code (``HRLTY/TP-GAN: TP_GAN-Mar6FS.py``):
 
-* ``d_steps`` × **D main**: ``L_D = adv_d(D(frontal), D(G(profile)))``
-* ``g_steps`` × **G main**: ``L_G = λ_pix·L_pixel + λ_local·L_local + λ1·L_sym + λ2·L_adv + λ3·L_ip + λ4·L_tv
-  + λ_ce·L_ce``, and, with ``separate_local_optimizer`` (the TF ``rot_optim``), the local pathways are
-  also stepped on ``λ_local·L_local`` by their own optimizer.
+* ``d_steps`` × phase **d**: ``L_D = adv_d(D(frontal), D(G(profile)))``
+* ``g_steps`` × phase **g**: ``L_G = λ_pix·L_pixel + λ_local·L_local + λ1·L_sym + λ2·L_adv + λ3·L_ip + λ4·L_tv
+  + λ_ce·L_ce``, and, with a ``local`` optimizer (``tpgan_official``: the TF ``rot_optim``), the local
+  pathways are also stepped on ``λ_local·L_local`` by their own optimizer.
 
 The batch is a frontalization sample dict (:mod:`facezoo.data`): ``image`` (profile), ``target``
 (frontal ground truth), ``five_points`` or 68 ``landmarks`` (of the profile), ``identity``.
@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from facezoo import losses
 from facezoo.face.align import crop_patches
 from facezoo.face.labels import landmarks_68_to_5
-from facezoo.methods.base import GANModule
+from facezoo.methods.base import GANModule, Phase
 from facezoo.methods.tpgan.networks import (
     PART_NAMES,
     Discriminator,
@@ -61,60 +61,55 @@ def five_points(batch: Mapping) -> torch.Tensor:
 class TPGAN(GANModule):
     """TP-GAN (Huang et al., ICCV 2017) for profile → frontal face synthesis.
 
+    Phases (per batch, in order): ``d`` (the discriminator, ``d_steps`` times) then ``g`` (the generator,
+    ``g_steps`` times; with a ``local`` optimizer configured, the local pathways are also stepped on
+    ``λ_local·L_local`` of the same forward pass, the TF ``rot_optim``).
+
     Args:
         image_size: side of the aligned faces (128 in the paper; the CPU preset uses 64).
         num_classes: identity classes of the training split (the encoder's cross-entropy head).
         width, zdim, feature_dim, norm, use_local: generator/discriminator settings (networks.py).
-        loss: weights ``pixel, pixel_scales, local, symmetry, adversarial, identity, tv, cross_entropy``.
+        pixel_scales: weights of the full, 1/2 and 1/4 resolution outputs in the pixel term.
         reduction: ``"mean"`` over pixels, or ``"sum_hw"`` (sum over H, W as the TF code does).
         adversarial: ``"ns" | "lsgan" | "hinge" | "wgan"``; ``real_label``: smoothing of real labels (ns).
         symmetry_occluded: the half of the output that the symmetry loss pulls towards the mirrored
             other half (``"right"``: the synthetic profiles turn towards the image right).
-        identity_net: ``{"weights": name-or-path-or-None, "required": bool}`` for LightCNN-29 v2.
-        optimizer: Adam ``lr`` and ``betas`` (G, D and the local optimizer).
-        g_steps, d_steps: steps per batch; separate_local_optimizer: see the module docstring.
-        seed, grad_clip: see :class:`~facezoo.methods.base.GANModule`.
+        g_steps, d_steps: runs of the ``g`` and ``d`` phases per batch.
+        loss, optimizers, schedulers, frozen, seed, grad_clip: see :class:`~facezoo.methods.base.GANModule`;
+            optimizers ``generator``, ``discriminator`` and optionally ``local``; frozen ``identity_loss``
+            (LightCNN-29 v2 features, term ``g.identity``).
+
+    All defaults live in ``conf/model/tpgan.yaml``.
     """
 
-    # frozen loss networks stay out of checkpoints (GANModule.state_dict); they are rebuilt from their files
-    frozen_prefixes = ("identity_loss.",)
+    G_TERMS = ("pixel", "local", "symmetry", "adversarial", "identity", "tv", "cross_entropy")
 
-    def __init__(self, image_size: int = 128, num_classes: int = 200, width: float = 1.0, zdim: int = 100,
-                 feature_dim: int = 256, norm: str = "batch", use_local: bool = True,
-                 loss: Mapping | None = None, reduction: str = "mean", adversarial: str = "ns",
-                 real_label: float = 1.0, symmetry_occluded: str = "right",
-                 identity_net: Mapping | None = None, optimizer: Mapping | None = None,
-                 g_steps: int = 1, d_steps: int = 1, separate_local_optimizer: bool = False,
-                 seed: int = 0, grad_clip: float = 0.0):
-        super().__init__(seed=seed, grad_clip=grad_clip)
-        self.save_hyperparameters()
+    def __init__(self, *, image_size: int, num_classes: int, width: float, zdim: int, feature_dim: int,
+                 norm: str, use_local: bool, pixel_scales, reduction: str, adversarial: str, real_label: float,
+                 symmetry_occluded: str, g_steps: int, d_steps: int, loss: Mapping, optimizers: Mapping,
+                 schedulers: Mapping | None = None, frozen: Mapping | None = None, seed: int = 0,
+                 grad_clip: float = 0.0):
         if reduction not in ("mean", "sum_hw"):
             raise ValueError(f"reduction must be 'mean' or 'sum_hw', got {reduction!r}")
-        self.loss_weights = {"pixel": 1.0, "pixel_scales": [1.0, 1.0, 1.5], "local": 3.0, "symmetry": 0.3,
-                             "adversarial": 1e-3, "identity": 3e-3, "tv": 1e-4, "cross_entropy": 1.0,
-                             **(loss or {})}
+        if len(pixel_scales) != 3:
+            raise ValueError(f"pixel_scales needs 3 weights (full, 1/2, 1/4 resolution), got {list(pixel_scales)}")
+        local = (("local", ("local",)),) if "local" in (optimizers or {}) else ()
+        super().__init__(
+            phases=[Phase("d", "discriminator", ("adversarial", "gradient_penalty"), repeat=d_steps),
+                    Phase("g", "generator", self.G_TERMS, repeat=g_steps, also=local)],
+            loss=loss, optimizers=optimizers, schedulers=schedulers, frozen=frozen,
+            frozen_terms={"identity_loss": ("g.identity",)}, seed=seed, grad_clip=grad_clip)
+        self.save_hyperparameters(ignore=GANModule.CONFIG_ARGS)
         self.generator = TPGANGenerator(image_size=image_size, width=width, zdim=zdim, feature_dim=feature_dim,
                                         num_classes=num_classes, norm=norm, use_local=use_local)
         self.discriminator = Discriminator(image_size=image_size, width=width, norm=norm)
         self.parts = part_geometry(image_size)
         self.boxes = part_boxes(image_size)
         self.adv = losses.AdversarialLoss(adversarial, real_label=real_label)
-        self.identity_loss = self._build_identity_loss(identity_net or {})
 
-    # --------------------------------------------------------------------------------- set-up
-    def _build_identity_loss(self, cfg: Mapping):
-        """LightCNN-29 v2 features (fc + last pooled map, L1), or None (one warning) when the weights are missing."""
-        weights = cfg.get("weights", "lightcnn29_v2")
-        return self.pretrained_loss_or_off("identity", cfg, lambda: losses.IdentityLoss.from_lightcnn(weights))
-
-    def configure_optimizers(self):
-        opt = self.hparams.optimizer or {}
-        kwargs = {"lr": opt.get("lr", 1e-4), "betas": tuple(opt.get("betas", (0.9, 0.999)))}
-        optimizers = [torch.optim.Adam(self.generator.parameters(), **kwargs),
-                      torch.optim.Adam(self.discriminator.parameters(), **kwargs)]
-        if self.hparams.separate_local_optimizer and self.hparams.use_local:
-            optimizers.append(torch.optim.Adam(self.generator.local_pathways.parameters(), **kwargs))
-        return optimizers
+    def optimizer_parameters(self) -> dict:
+        return {"generator": self.generator.parameters(), "discriminator": self.discriminator.parameters(),
+                "local": self.generator.local_pathways.parameters() if self.hparams.use_local else []}
 
     # -------------------------------------------------------------------------------- forward
     def crop_parts(self, images: torch.Tensor, centers: Mapping[str, torch.Tensor] | None = None):
@@ -154,22 +149,34 @@ class TPGAN(GANModule):
         z = self.noise(image.shape[0]) if z is None else z
         return self.generator(image, patches, z=z)
 
+    def _fixed_noise(self, batch_size: int) -> torch.Tensor:
+        return self.noise(batch_size, torch.Generator().manual_seed(self.seed))
+
     @torch.no_grad()
     def predict_batch(self, batch: Mapping) -> torch.Tensor:
-        g = torch.Generator().manual_seed(self.seed)
-        return self(batch["image"], five_points(batch), z=self.noise(batch["image"].shape[0], g))["image"]
+        return self(batch["image"], five_points(batch), z=self._fixed_noise(batch["image"].shape[0]))["image"]
 
-    # -------------------------------------------------------------------------------- losses
+    # -------------------------------------------------------------------------------- phases
     def _scale(self, x: torch.Tensor) -> float:
         return float(x.shape[-2] * x.shape[-1]) if self.hparams.reduction == "sum_hw" else 1.0
 
-    def generator_terms(self, batch: Mapping, out: Mapping) -> dict[str, torch.Tensor]:
-        """The weighted-to-be loss terms of G (unweighted values), named after the paper."""
+    def d_terms(self, batch: Mapping) -> dict[str, torch.Tensor]:
+        """D main: ``adversarial`` on the frontal truth vs G(profile) (+ WGAN-GP's ``gradient_penalty``)."""
+        target = batch["target"]
+        with torch.no_grad():
+            fake = self(batch["image"], five_points(batch))["image"]
+        terms = {"adversarial": self.adv.d(self.discriminator(target), self.discriminator(fake))}
+        if self.wants("d", "gradient_penalty"):
+            terms["gradient_penalty"] = losses.gradient_penalty(self.discriminator, target, fake, weight=1.0)
+        return terms
+
+    def g_terms(self, batch: Mapping) -> dict[str, torch.Tensor]:
+        """G main: the unweighted terms, named after the paper (see the module docstring)."""
+        out = self(batch["image"], five_points(batch))
         target = batch["target"]
         preds = [out["image"], out["image_half"], out["image_quarter"]]
-        w = self.loss_weights
-        terms = {"pixel": sum(ws * losses.pixel_l1(p, F.interpolate(target, size=p.shape[-2:], mode="area"))
-                              * self._scale(p) for ws, p in zip(w["pixel_scales"], preds))}
+        terms = {"pixel": losses.multiscale_pixel_l1(
+            preds, target, [ws * self._scale(p) for ws, p in zip(self.hparams.pixel_scales, preds)], mode="area")}
         if self.hparams.use_local:
             target_parts = self.crop_parts(target)
             terms["local"] = sum(losses.pixel_l1(out["parts"][n], target_parts[n]) * self._scale(target_parts[n])
@@ -181,80 +188,20 @@ class TPGAN(GANModule):
             + sum(losses.symmetry_loss(p, space="both", occluded=occluded) * self._scale(p)
                   for p in preds[1:]))
         terms["adversarial"] = self.adv.g(self.discriminator(out["image"]))
-        if self.identity_loss is not None:
+        if self.identity_loss is not None and self.wants("g", "identity"):
             terms["identity"] = self.identity_loss(out["image"], target)
         terms["tv"] = losses.total_variation(out["image"]) * self._scale(out["image"])
         terms["cross_entropy"] = F.cross_entropy(out["identity_logits"], batch["identity"])
         return terms
 
-    def weighted_sum(self, terms: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        return sum(self.loss_weights[k] * v for k, v in terms.items() if self.loss_weights.get(k, 0))
-
-    # -------------------------------------------------------------------------------- steps
-    def training_step(self, batch: Mapping, batch_idx: int) -> None:
-        self.seed_step()
-        optimizers = self.optimizers()
-        opt_g, opt_d = optimizers[0], optimizers[1]
-        opt_local = optimizers[2] if len(optimizers) > 2 else None
-        image, target, points = batch["image"], batch["target"], five_points(batch)
-
-        for _ in range(self.hparams.d_steps):  # D main
-            with self.toggled_optimizer(opt_d):
-                with torch.no_grad():
-                    fake = self(image, points)["image"]
-                d_terms = {"adversarial": self.adv.d(self.discriminator(target), self.discriminator(fake))}
-                if self.hparams.adversarial == "wgan":
-                    d_terms["gradient_penalty"] = losses.gradient_penalty(self.discriminator, target, fake)
-                self.optimize(opt_d, sum(d_terms.values()))
-
-        for _ in range(self.hparams.g_steps):  # G main (+ the local pathways' own step)
-            with self.toggled_optimizer(opt_g):
-                out = self(image, points)
-                g_terms = self.generator_terms(batch, out)
-                g_loss = self.weighted_sum(g_terms)
-                if opt_local is None:
-                    self.optimize(opt_g, g_loss)
-                else:  # TF: g_dec_optim and rot_optim run on gradients of the same forward pass
-                    local_params = list(self.generator.local_pathways.parameters())
-                    local_grads = torch.autograd.grad(self.loss_weights["local"] * g_terms["local"],
-                                                      local_params, retain_graph=True)
-                    self.optimize(opt_g, g_loss)
-                    opt_local.zero_grad(set_to_none=True)
-                    for p, grad in zip(local_params, local_grads):
-                        p.grad = self.trainer.strategy.reduce(grad, reduce_op="mean")
-                    opt_local.step()
-
-        self.batches_seen += 1
-        self.log_terms("d", d_terms, prog_bar=False)
-        self.log_terms("g", {**g_terms, "total": g_loss}, prog_bar=False)
-
-    def validation_step(self, batch: Mapping, batch_idx: int) -> None:
-        self._eval_step(batch, "val")
-
-    def test_step(self, batch: Mapping, batch_idx: int) -> None:
-        self._eval_step(batch, "test")
-
-    def _eval_step(self, batch: Mapping, stage: str) -> None:
-        from facezoo import metrics
-
-        values = self.evaluation_metrics(self.predict_batch(batch), batch)
-        values["l1_input"] = metrics.l1(batch["image"], batch["target"])  # the "do nothing" reference
-        self.log_dict({f"{stage}/{k}": v for k, v in values.items()}, batch_size=batch["image"].shape[0],
-                      sync_dist=True, prog_bar=stage == "val")
-
-    def sample_rows(self, batch: Mapping) -> dict[str, torch.Tensor]:
-        batch = {k: v.to(self.device) if torch.is_tensor(v) else v for k, v in batch.items()}
-        was_training = self.training
-        self.eval()
-        out = self(batch["image"], five_points(batch),
-                   z=self.noise(batch["image"].shape[0], torch.Generator().manual_seed(self.seed)))
-        self.train(was_training)
+    # ---------------------------------------------------------------------------- evaluation
+    def sample_images(self, batch: Mapping) -> dict[str, torch.Tensor]:
+        out = self(batch["image"], five_points(batch), z=self._fixed_noise(batch["image"].shape[0]))
         rows = {"profile": batch["image"], "frontal (TP-GAN)": out["image"], "frontal (truth)": batch["target"]}
         if out["parts_fused"] is not None:
             rows["local parts"] = out["parts_fused"]
         return rows
 
-    # ------------------------------------------------------------------------------ evaluation
     def evaluation_baselines(self, datamodule, mean_face_samples: int = 512, **_) -> dict[str, Callable]:
         """Trivial frontalization baselines: the input itself, and the mean frontal face of the train split."""
         train = datamodule.dataset("train")

@@ -1,0 +1,98 @@
+"""Loading facezoo checkpoints: one place for the entry points, the inference pipelines and notebooks.
+
+    model, datamodule, cfg = facezoo.load("runs/x/checkpoints/last.ckpt")
+
+A facezoo checkpoint is a Lightning checkpoint that also holds the composed config it was trained with
+(``facezoo_config``), so the model and its data are rebuilt from it alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from facezoo.utils import FacezooError
+
+__all__ = ["read_checkpoint", "load", "method_of", "load_method"]
+
+
+def read_checkpoint(path: str | Path, map_location="cpu") -> dict:
+    """The checkpoint's dict, or a one-line :class:`FacezooError` naming the file and what is wrong with it.
+
+    Raises:
+        FacezooError: missing, unreadable (truncated, not a torch file) or not a facezoo checkpoint.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FacezooError(f"{path}: no such checkpoint file")
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=False)
+    except Exception as err:  # truncated or not a torch file
+        raise FacezooError(f"{path}: cannot read checkpoint ({type(err).__name__}: "
+                           f"{' '.join(str(err).split())})") from None
+    if not isinstance(ckpt, dict) or "facezoo_config" not in ckpt or "state_dict" not in ckpt:
+        raise FacezooError(f"{path}: not a facezoo checkpoint (no facezoo_config / state_dict)")
+    return ckpt
+
+
+def method_of(target: str) -> str:
+    """The method name of a model ``_target_``: ``facezoo.methods.psgan.module.PSGAN`` → ``psgan``."""
+    parts = target.split(".")
+    return parts[2] if len(parts) > 3 and parts[:2] == ["facezoo", "methods"] else target
+
+
+def load(ckpt_path: str | Path, data_overrides: Mapping | None = None, map_location="cpu"):
+    """Rebuild ``(model, datamodule, config)`` from a facezoo checkpoint; the model is in eval mode.
+
+    ``model.predict_batch(batch)`` gives its outputs and ``datamodule.dataset("test")`` the samples it was meant
+    for; ``data_overrides`` change the data config (e.g. ``{"dataset": {"size": 128}}``).
+
+    Raises:
+        FacezooError: the file is missing, unreadable or not a facezoo checkpoint (one-line message).
+    """
+    from hydra.utils import instantiate
+
+    ckpt = read_checkpoint(ckpt_path, map_location)
+    cfg = OmegaConf.create(ckpt["facezoo_config"])
+    if data_overrides:
+        cfg.data = OmegaConf.merge(cfg.data, OmegaConf.create(dict(data_overrides)))
+    datamodule = instantiate(cfg.data, _convert_="all")
+    model = instantiate(cfg.model, _convert_="all")
+    model.load_state_dict(ckpt["state_dict"])
+    model.on_load_checkpoint(ckpt)
+    model.eval()
+    return model, datamodule, cfg
+
+
+def load_method(cfg: DictConfig | Mapping, method: str, official: Callable[[str], torch.nn.Module],
+                official_name: str):
+    """What an inference pipeline runs: ``(model, None)`` from ``ckpt_path`` or ``(None, network)`` from ``weights``.
+
+    Exactly one of ``cfg.ckpt_path`` (a facezoo checkpoint of ``method``) and ``cfg.weights`` (the method's
+    official release, read by ``official(path)``) must be given.
+
+    Args:
+        cfg: the inference config (``ckpt_path``, ``weights``, ``device``).
+        method: ``"psgan"``, ``"gannotation"``…: a checkpoint of another method is refused.
+        official: the official-weight loader.
+        official_name: how the usage line names the official file (e.g. ``"G.pth (the official PSGAN generator)"``).
+
+    Raises:
+        FacezooError: neither or both given, an unreadable checkpoint, or one of another method.
+    """
+    ckpt_path, weights = cfg.get("ckpt_path"), cfg.get("weights")
+    device = torch.device(cfg.get("device", "cpu"))
+    if bool(ckpt_path) == bool(weights):
+        raise FacezooError(f"give exactly one of ckpt_path=CKPT (a facezoo {method} checkpoint) or "
+                           f"weights={official_name}")
+    if weights:
+        return None, official(weights).to(device).eval()
+    ckpt = read_checkpoint(ckpt_path)
+    found = method_of(str(ckpt["facezoo_config"].get("model", {}).get("_target_", "?")))
+    if found != method:
+        raise FacezooError(f"{ckpt_path}: a {found} checkpoint, not {method} (model={found} runs it)")
+    model, _, _ = load(ckpt_path, map_location="cpu")
+    return model.to(device).eval(), None

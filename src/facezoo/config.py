@@ -1,0 +1,46 @@
+"""facezoo's Hydra configs from Python (notebooks, scripts, tests): the same composition as the entry points.
+
+    cfg = facezoo.config.compose("train", ["model=psgan", "model.width=0.25"])
+    model = facezoo.config.build_model("model=tpgan", "data.size=64", "model.width=0.125")
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+__all__ = ["CONF_DIR", "compose", "build_model", "config_names"]
+
+#: The config tree shipped inside the package (``conf/`` at the repository root).
+CONF_DIR = Path(__file__).resolve().parent / "conf"
+
+
+def compose(config_name: str = "train", overrides: Sequence[str] = ()) -> DictConfig:
+    """Compose ``conf/<config_name>.yaml`` with command-line style ``overrides``.
+
+    ``paths.output_dir`` (a Hydra run-time value on the command line) defaults to the current directory.
+    """
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    overrides = list(overrides)
+    if config_name == "train" and not any(o.startswith("paths.output_dir=") for o in overrides):
+        overrides.append("paths.output_dir=.")
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return hydra_compose(config_name, overrides=overrides)
+
+
+def build_model(*overrides: str):
+    """The LightningModule of ``compose("train", overrides).model``: ``build_model("model=psgan", ...)``."""
+    from hydra.utils import instantiate
+
+    return instantiate(compose("train", overrides).model, _convert_="all")
+
+
+def config_names(group: str) -> list[str]:
+    """The options of a config group, e.g. ``config_names("model")`` → ``["gannotation", …]``."""
+    return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
