@@ -14,8 +14,9 @@ Conventions (see ``docs/architecture.md``):
   the weights that are part of a loss's definition (multi-scale L1 weights, pix2pixHD feature-matching
   weights, the WGAN-GP weight).
 
-Sections: adversarial objectives, pixel losses, symmetry, total variation, landmark heatmaps, histogram
-matching (PSGAN makeup loss), perceptual, LPIPS, identity, feature matching, KL divergence.
+Sections: adversarial objectives, pixel losses, symmetry, total variation, heatmap loss, the PSGAN makeup
+loss, perceptual, identity. Operations that are not losses live elsewhere: landmark heatmaps in
+:mod:`facezoo.face.heatmaps`, histogram matching in :mod:`facezoo.ops`.
 """
 
 from __future__ import annotations
@@ -28,23 +29,19 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from facezoo._checks import _as_mask, _check_image, _check_same_shape, _check_tensor, _to_unit
+from facezoo.ops import histogram_match
+
 __all__ = [
     "ADVERSARIAL_LOSSES",
     "AdversarialLoss",
     "IdentityLoss",
-    "LPIPSLoss",
     "PerceptualLoss",
     "adversarial_losses",
-    "feature_matching_loss",
     "gradient_penalty",
     "heatmap_loss",
     "hinge_d_loss",
     "hinge_g_loss",
-    "histogram_match",
-    "kl_divergence",
-    "landmark_heatmaps",
-    "landmark_loss",
-    "landmarks_from_heatmaps",
     "lsgan_d_loss",
     "lsgan_g_loss",
     "makeup_loss",
@@ -64,43 +61,6 @@ Logits = Tensor | Sequence[Tensor] | Sequence[Sequence[Tensor]]
 # --------------------------------------------------------------------------------------------------
 # helpers
 # --------------------------------------------------------------------------------------------------
-
-
-def _check_tensor(x: object, name: str) -> Tensor:
-    if not isinstance(x, Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
-    return x
-
-
-def _check_image(x: object, name: str, channels: int | None = None) -> Tensor:
-    """Check that ``x`` is a ``(B, C, H, W)`` tensor (with ``C == channels`` when given)."""
-    x = _check_tensor(x, name)
-    if x.ndim != 4:
-        raise ValueError(f"{name} must have shape (B, C, H, W), got {tuple(x.shape)}")
-    if channels is not None and x.shape[1] != channels:
-        raise ValueError(f"{name} must have {channels} channels (B, {channels}, H, W), got {tuple(x.shape)}")
-    return x
-
-
-def _check_same_shape(x: Tensor, y: Tensor, names: str) -> None:
-    if x.shape != y.shape:
-        raise ValueError(f"{names} must have the same shape, got {tuple(x.shape)} and {tuple(y.shape)}")
-
-
-def _as_mask(mask: Tensor, name: str, batch: int, size: tuple[int, int]) -> Tensor:
-    """Return ``mask`` as a float ``(B, 1, H, W)`` tensor; accepts (H,W), (1,H,W), (B,H,W), (B,1,H,W)."""
-    mask = _check_tensor(mask, name)
-    if mask.ndim == 2:
-        mask = mask[None, None]
-    elif mask.ndim == 3:
-        mask = mask[:, None]
-    elif mask.ndim != 4 or mask.shape[1] != 1:
-        raise ValueError(f"{name} must have shape (H, W), (B, H, W) or (B, 1, H, W), got {tuple(mask.shape)}")
-    if tuple(mask.shape[-2:]) != tuple(size):
-        raise ValueError(f"{name} must be {tuple(size)} spatially, got {tuple(mask.shape[-2:])}")
-    if mask.shape[0] not in (1, batch):
-        raise ValueError(f"{name} has batch size {mask.shape[0]}, expected 1 or {batch}")
-    return mask.expand(batch, 1, *size).float()
 
 
 def _scales(logits: Logits, name: str = "logits") -> list[Tensor]:
@@ -134,11 +94,6 @@ def _mean_over_scales(fn: Callable[..., Tensor], *logits: Logits) -> Tensor:
             f"real and fake logits must have the same number of scales, got {[len(s) for s in per_input]}"
         )
     return sum(fn(*group) for group in zip(*per_input)) / n
-
-
-def _to_unit(img: Tensor) -> Tensor:
-    """Map [-1, 1] to [0, 1] with clamping (PSGAN's ``de_norm``)."""
-    return ((img + 1.0) * 0.5).clamp(0.0, 1.0)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -186,7 +141,7 @@ def ns_d_loss(real_logits: Logits, fake_logits: Logits, real_label: float = 0.9)
     r"""Non-saturating (sigmoid cross-entropy) discriminator loss with one-sided label smoothing.
 
     :math:`BCE(\sigma(D(x)), t) + BCE(\sigma(D(G(z))), 0)`, with real target ``t = real_label``; TP-GAN's
-    official code smooths the real label to 0.9 (``reference/methods.md`` §5.2).
+    official code smooths the real label to 0.9 (``HRLTY/TP-GAN: TP_GAN-Mar6FS.py``).
 
     Args:
         real_logits: logits (before the sigmoid) on real images, any shape, or a list over scales (averaged).
@@ -292,7 +247,8 @@ def gradient_penalty(
     scales' outputs is penalised; a patch discriminator's outputs are summed (``grad_outputs`` of ones). For a
     conditional discriminator pass a closure, e.g. ``lambda x: D(torch.cat([cond, x], 1))``.
 
-    Run it outside autocast under ``16-mixed`` (``reference/conventions.md`` §2.5).
+    Run it outside autocast under ``16-mixed`` (the double backward of AMP-scaled losses; Lightning's
+    manual-optimization guide).
 
     Args:
         discriminator: callable mapping ``(B, C, H, W)`` images to logits (tensor, list, or list of lists
@@ -562,61 +518,8 @@ def total_variation(img: Tensor, squared: bool = False) -> Tensor:
 
 
 # --------------------------------------------------------------------------------------------------
-# landmark heatmaps (GANnotation)
+# heatmap loss (the landmark network)
 # --------------------------------------------------------------------------------------------------
-
-
-def _check_landmarks(lm: Tensor, name: str) -> Tensor:
-    lm = _check_tensor(lm, name)
-    if lm.ndim != 3 or lm.shape[-1] != 2:
-        raise ValueError(f"{name} must have shape (B, N, 2) as (x, y) pixels, got {tuple(lm.shape)}")
-    return lm
-
-
-def landmark_heatmaps(
-    landmarks: Tensor,
-    size: tuple[int, int],
-    sigma: float = 1.75,
-    to_range: tuple[float, float] | None = None,
-) -> Tensor:
-    r"""One Gaussian heatmap per landmark, :math:`\exp(-\|p - l\|^2 / 2\sigma^2)`, peak 1 at the landmark.
-
-    GANnotation draws each point as a 7x7 patch with :math:`\sigma = 0.25 \cdot 7 = 1.75` px (its default) and
-    maps the maps to [-1, 1] with :math:`2(h - 0.5)`, i.e. ``to_range=(-1, 1)``. Here the Gaussian is not
-    truncated to 7x7 (the values outside are below ``exp(-1.47) ~ 0.23`` at the patch border and decay fast).
-    The maps are differentiable with respect to the landmarks.
-
-    Args:
-        landmarks: ``(B, N, 2)`` (x, y) pixel coordinates of the heatmap grid.
-        size: ``(H, W)`` of the heatmaps.
-        sigma: Gaussian standard deviation in pixels, > 0.
-        to_range: ``None`` for values in [0, 1], or ``(lo, hi)`` to map linearly to [lo, hi].
-
-    Returns:
-        heatmaps ``(B, N, H, W)`` in [0, 1] (or ``to_range``).
-
-    Example:
-        >>> h = landmark_heatmaps(torch.tensor([[[2.0, 1.0]]]), (4, 5))
-        >>> h.shape, h[0, 0, 1, 2]
-        (torch.Size([1, 1, 4, 5]), tensor(1.))
-    """
-    _check_landmarks(landmarks, "landmarks")
-    if sigma <= 0:
-        raise ValueError(f"sigma must be > 0, got {sigma}")
-    height, width = int(size[0]), int(size[1])
-    if height <= 0 or width <= 0:
-        raise ValueError(f"size must be positive, got {tuple(size)}")
-    dtype = landmarks.dtype if landmarks.is_floating_point() else torch.float32
-    xs = torch.arange(width, device=landmarks.device, dtype=dtype)
-    ys = torch.arange(height, device=landmarks.device, dtype=dtype)
-    x = landmarks[..., 0].to(dtype)[..., None, None]
-    y = landmarks[..., 1].to(dtype)[..., None, None]
-    d2 = (xs.view(1, 1, 1, width) - x).pow(2) + (ys.view(1, 1, height, 1) - y).pow(2)
-    heat = torch.exp(-d2 / (2.0 * sigma**2))
-    if to_range is not None:
-        lo, hi = to_range
-        heat = heat * (hi - lo) + lo
-    return heat
 
 
 def heatmap_loss(pred_heatmaps: Tensor, target_heatmaps: Tensor) -> Tensor:
@@ -634,168 +537,9 @@ def heatmap_loss(pred_heatmaps: Tensor, target_heatmaps: Tensor) -> Tensor:
     return F.mse_loss(pred_heatmaps, target_heatmaps)
 
 
-def landmarks_from_heatmaps(
-    heatmaps: Tensor,
-    soft: bool = True,
-    temperature: float | None = None,
-    value_range: tuple[float, float] = (0.0, 1.0),
-) -> Tensor:
-    r"""Landmark coordinates from heatmaps, by (differentiable) soft-argmax or hard argmax.
-
-    The maps are first mapped from ``value_range`` to [0, 1] (pass ``(-1, 1)`` for GANnotation-style maps).
-
-    - ``soft=True, temperature=None``: centre of mass of the clamped map,
-      :math:`\sum_p p\,h(p) / \sum_p h(p)` with :math:`h \ge 0` (exact for an untruncated Gaussian away from
-      the border; background noise pulls it towards the image centre).
-    - ``soft=True, temperature=T``: expectation under :math:`\mathrm{softmax}(h / T)` over the pixels
-      (kornia's ``spatial_expectation2d``). Small ``T`` approaches the hard argmax.
-    - ``soft=False``: integer argmax, not differentiable.
-
-    Args:
-        heatmaps: ``(B, N, H, W)``.
-        soft: differentiable soft-argmax (True) or hard argmax (False).
-        temperature: softmax temperature, > 0, or ``None`` for the centre of mass.
-        value_range: the range of ``heatmaps``' values (background, peak).
-
-    Returns:
-        landmarks ``(B, N, 2)`` as (x, y) pixel coordinates; ``(0, 0)`` for an all-background map in
-        centre-of-mass mode.
-
-    Example:
-        >>> h = landmark_heatmaps(torch.tensor([[[10.3, 7.6]]]), (20, 24))
-        >>> landmarks_from_heatmaps(h)
-        tensor([[[10.3000,  7.6000]]])
-    """
-    _check_image(heatmaps, "heatmaps")
-    lo, hi = value_range
-    if hi <= lo:
-        raise ValueError(f"value_range must be (lo, hi) with hi > lo, got {value_range}")
-    h = (heatmaps - lo) / (hi - lo)
-    b, n, height, width = h.shape
-    if not soft:
-        idx = h.flatten(2).argmax(-1)
-        return torch.stack([idx % width, idx // width], dim=-1).to(h.dtype)
-    if temperature is None:
-        w = h.clamp(min=0.0)
-        w = w / w.sum(dim=(-2, -1), keepdim=True).clamp(min=torch.finfo(w.dtype).tiny)
-    else:
-        if temperature <= 0:
-            raise ValueError(f"temperature must be > 0, got {temperature}")
-        w = F.softmax(h.flatten(2) / temperature, dim=-1).view_as(h)
-    return kornia.geometry.subpix.spatial_expectation2d(w, normalized_coordinates=False)
-
-
-def landmark_loss(pred_landmarks: Tensor, target_landmarks: Tensor, criterion: str = "l2") -> Tensor:
-    """Distance between predicted and target landmarks, in pixels.
-
-    Args:
-        pred_landmarks: ``(B, N, 2)`` (x, y) pixels.
-        target_landmarks: ``(B, N, 2)``.
-        criterion: ``"l2"`` mean point-to-point Euclidean distance, ``"l1"`` mean absolute coordinate error,
-            ``"mse"`` mean squared coordinate error.
-
-    Returns:
-        scalar tensor, >= 0.
-
-    Example:
-        >>> landmark_loss(torch.zeros(1, 1, 2), torch.tensor([[[3.0, 4.0]]]))
-        tensor(5.)
-    """
-    _check_landmarks(pred_landmarks, "pred_landmarks")
-    _check_same_shape(pred_landmarks, target_landmarks, "pred_landmarks and target_landmarks")
-    diff = pred_landmarks - target_landmarks
-    if criterion == "l2":
-        return torch.linalg.vector_norm(diff, dim=-1).mean()
-    if criterion == "l1":
-        return diff.abs().mean()
-    if criterion == "mse":
-        return diff.pow(2).mean()
-    raise ValueError(f"criterion must be 'l2', 'l1' or 'mse', got {criterion!r}")
-
-
 # --------------------------------------------------------------------------------------------------
-# histogram matching (PSGAN makeup loss)
+# PSGAN makeup loss (histogram matching: facezoo.ops)
 # --------------------------------------------------------------------------------------------------
-
-_LEVELS = 256
-
-
-def _masked_cdf(levels: Tensor, mask: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """Per-channel 256-bin CDF of the masked pixels.
-
-    Args:
-        levels: ``(B, C, P)`` values in [0, 255].
-        mask: ``(B, 1, P)`` boolean.
-
-    Returns:
-        bins ``(B, C, P)`` int64 in [0, 255], cdf ``(B, C, 256)`` float64, count ``(B,)`` of masked pixels.
-    """
-    bins = levels.floor().long().clamp_(0, _LEVELS - 1)
-    weights = mask.expand_as(levels).to(torch.float64)
-    hist = torch.zeros(*levels.shape[:2], _LEVELS, dtype=torch.float64, device=levels.device)
-    hist.scatter_add_(2, bins, weights)
-    count = mask.flatten(1).sum(1)
-    cdf = hist.cumsum(-1) / count.clamp(min=1).to(torch.float64).view(-1, 1, 1)
-    return bins, cdf, count
-
-
-def histogram_match(source: Tensor, reference: Tensor, source_mask: Tensor, reference_mask: Tensor) -> Tensor:
-    r"""Per-channel histogram matching of a source region to a reference region (PSGAN).
-
-    Values are mapped from [-1, 1] to [0, 255] and binned into 256 unit bins (``torch.histc(bins=256, min=0,
-    max=256)`` in the official code). Each masked source pixel in bin ``i`` becomes the level
-    :math:`j = \min\{j : CDF_{ref}(j) \ge CDF_{src}(i)\}`; unmasked pixels keep their value. Everything runs
-    in torch on the input's device, vectorised over the batch and channels, without gradient.
-
-    Differences from the official Python loop (``ops/histogram_matching.py: cal_trans``), which are edge cases
-    of its search rather than of histogram matching: it leaves source bins 0 and 255 unchanged, and leaves a
-    bin unchanged when its CDF is below the reference's first bin.
-
-    Masks are binarised with ``> 0`` (the official code indexes ``mask.nonzero()``). A sample whose source or
-    reference mask is empty is returned unchanged.
-
-    Args:
-        source: ``(B, 3, H, W)`` or ``(3, H, W)`` images in [-1, 1].
-        reference: ``(B, 3, H', W')`` or ``(3, H', W')`` images in [-1, 1] (same batch size).
-        source_mask: region of the source, ``(H, W)``, ``(B, H, W)`` or ``(B, 1, H, W)``.
-        reference_mask: region of the reference, same layouts at ``(H', W')``.
-
-    Returns:
-        matched image, same shape as ``source``, in [-1, 1], on the integer levels :math:`2j/255 - 1` inside
-        the mask. Detached.
-
-    Example:
-        >>> src = torch.full((3, 4, 4), -1.0); ref = torch.ones(3, 4, 4)
-        >>> histogram_match(src, ref, torch.ones(4, 4), torch.ones(4, 4)).unique()
-        tensor([1.])
-    """
-    squeeze = False
-    if isinstance(source, Tensor) and source.ndim == 3:
-        source, squeeze = source[None], True
-    if isinstance(reference, Tensor) and reference.ndim == 3:
-        reference = reference[None]
-    _check_image(source, "source", channels=3)
-    _check_image(reference, "reference", channels=3)
-    if source.shape[0] != reference.shape[0]:
-        raise ValueError(
-            f"source and reference batch sizes differ: {source.shape[0]} vs {reference.shape[0]}"
-        )
-    b = source.shape[0]
-    m_src = _as_mask(source_mask, "source_mask", b, tuple(source.shape[-2:])).to(source.device) > 0
-    m_ref = _as_mask(reference_mask, "reference_mask", b, tuple(reference.shape[-2:])).to(source.device) > 0
-
-    with torch.no_grad():
-        src_levels = _to_unit(source).flatten(2) * (_LEVELS - 1)
-        ref_levels = _to_unit(reference.to(source)).flatten(2) * (_LEVELS - 1)
-        m_src_flat, m_ref_flat = m_src.flatten(2), m_ref.flatten(2)
-        src_bins, src_cdf, src_count = _masked_cdf(src_levels, m_src_flat)
-        _, ref_cdf, ref_count = _masked_cdf(ref_levels, m_ref_flat)
-        table = torch.searchsorted(ref_cdf.contiguous(), src_cdf.contiguous()).clamp_(max=_LEVELS - 1)
-        matched_levels = table.gather(2, src_bins).to(source.dtype)
-        valid = m_src_flat & ((src_count > 0) & (ref_count > 0)).view(b, 1, 1)
-        out_levels = torch.where(valid, matched_levels, src_levels)
-        out = (out_levels / (_LEVELS - 1) * 2.0 - 1.0).view_as(source)
-    return out[0] if squeeze else out
 
 
 def makeup_loss(
@@ -832,7 +576,7 @@ def makeup_loss(
 
 
 # --------------------------------------------------------------------------------------------------
-# feature-network losses (perceptual, LPIPS, identity)
+# feature-network losses (perceptual, identity)
 # --------------------------------------------------------------------------------------------------
 
 
@@ -911,6 +655,7 @@ class PerceptualLoss(nn.Module):
         layer_weights: Sequence[float] | None = None,
         criterion: str = "mse",
         weights: str | None = None,
+        normalize_input: bool = True,
     ) -> PerceptualLoss:
         """Perceptual loss on :class:`facezoo.nets.vgg.VGGFeatures` (defaults: GANnotation's VGG16 recipe).
 
@@ -920,13 +665,15 @@ class PerceptualLoss(nn.Module):
             layer_weights: one weight per layer (all 1 when ``None``).
             criterion: ``"l1"`` or ``"mse"``.
             weights: weight spec passed to ``VGGFeatures`` (``None`` = random initialisation).
+            normalize_input: ImageNet-normalise the [-1, 1] inputs (PSGAN's and GANnotation's official code
+                feed them unnormalised: ``False``).
 
         Returns:
             a :class:`PerceptualLoss`.
         """
         from facezoo.nets.vgg import VGGFeatures
 
-        net = VGGFeatures(arch=arch, layers=tuple(layers), weights=weights)
+        net = VGGFeatures(arch=arch, layers=tuple(layers), weights=weights, normalize_input=normalize_input)
         return cls(net, layer_weights=layer_weights, criterion=criterion)
 
     def train(self, mode: bool = True) -> PerceptualLoss:
@@ -951,43 +698,6 @@ class PerceptualLoss(nn.Module):
 
     def extra_repr(self) -> str:
         return f"criterion={self.criterion!r}, keys={self._keys}, weights={self._weights}"
-
-
-class LPIPSLoss(nn.Module):
-    """LPIPS distance (Zhang et al. 2018) as a frozen loss (pSp's LPIPS term).
-
-    The network comes from :func:`facezoo.nets.lpips_net.lpips_network`: the v0.1 linear heads ship inside the
-    ``lpips`` wheel; the torchvision backbone is resolved through :mod:`facezoo.nets.weights`. A random
-    backbone (``backbone_weights=None``) makes the distance meaningless for training: tests only.
-
-    Args:
-        net: backbone, ``"alex"`` (pSp's choice) | ``"vgg"`` | ``"squeeze"``.
-        backbone_weights: ``"imagenet"`` (resolve the torchvision file), a path to it, or ``None``.
-
-    Shape:
-        input, target: ``(B, 3, H, W)`` in [-1, 1]; output: scalar (mean over the batch), >= 0.
-    """
-
-    def __init__(self, net: str = "alex", backbone_weights: str | os.PathLike | None = "imagenet") -> None:
-        super().__init__()
-        from facezoo.nets.lpips_net import lpips_network
-
-        self.model = lpips_network(net, backbone_weights=backbone_weights)
-        self.net_name = net
-
-    def train(self, mode: bool = True) -> LPIPSLoss:
-        super().train(mode)
-        self.model.eval()
-        return self
-
-    def forward(self, input: Tensor, target: Tensor) -> Tensor:
-        """Args: input, target ``(B, 3, H, W)`` in [-1, 1]. Returns: mean LPIPS distance, scalar >= 0."""
-        _check_image(input, "input", channels=3)
-        _check_same_shape(input, target, "input and target")
-        return self.model(input, target, normalize=False).mean()
-
-    def extra_repr(self) -> str:
-        return f"net={self.net_name!r}"
 
 
 def _crop_box(crop: Sequence[float], height: int, width: int, reference: int) -> tuple[int, int, int, int]:
@@ -1125,78 +835,3 @@ class IdentityLoss(nn.Module):
             f"distance={self.distance!r}, crop={self.crop}, resize={self.resize}, "
             f"grayscale={self.grayscale}, value_range={self.value_range}"
         )
-
-
-# --------------------------------------------------------------------------------------------------
-# feature matching (pix2pixHD / MaskGAN) and KL (MaskVAE)
-# --------------------------------------------------------------------------------------------------
-
-
-def _nested_features(feats: Sequence, name: str, drop_last: bool) -> list[list[Tensor]]:
-    if isinstance(feats, Tensor) or not isinstance(feats, (list, tuple)) or len(feats) == 0:
-        raise ValueError(f"{name} must be a non-empty list (over scales) of lists of feature tensors")
-    scales = [feats] if isinstance(feats[0], Tensor) else list(feats)
-    out = []
-    for s in scales:
-        s = list(s)[:-1] if drop_last else list(s)
-        if len(s) == 0 or not all(isinstance(f, Tensor) for f in s):
-            raise ValueError(f"{name}: every scale needs at least one feature tensor")
-        out.append(s)
-    return out
-
-
-def feature_matching_loss(fake_feats: Sequence, real_feats: Sequence, drop_last: bool = False) -> Tensor:
-    r"""pix2pixHD discriminator feature-matching loss (MaskGAN's ``lambda_feat`` term, weight left to the
-    caller).
-
-    :math:`\frac{1}{D}\sum_{d=1}^{D} \frac{4}{L_d} \sum_{l=1}^{L_d} \mathrm{mean}|F^{d}_l(\hat y) -
-    \mathrm{sg} [F^{d}_l(y)]|` where :math:`L_d` is the number of intermediate feature maps of scale ``d``
-    (pix2pixHD's ``4 / (n_layers_D + 1)`` with ``n_layers_D + 1`` intermediate maps) and the real features are
-    detached.
-
-    Args:
-        fake_feats: list over discriminator scales of lists of feature maps on the generated image,
-            **without** the final logits (or with them and ``drop_last=True``); a flat list of tensors is one
-            scale.
-        real_feats: the same structure on the real image.
-        drop_last: drop the last element (the logits) of every scale's list.
-
-    Returns:
-        scalar tensor, >= 0.
-    """
-    fake = _nested_features(fake_feats, "fake_feats", drop_last)
-    real = _nested_features(real_feats, "real_feats", drop_last)
-    if [len(s) for s in fake] != [len(s) for s in real]:
-        fake_sizes, real_sizes = [len(s) for s in fake], [len(s) for s in real]
-        raise ValueError(f"fake and real features differ in structure: {fake_sizes} vs {real_sizes}")
-    total = fake[0][0].new_zeros(())
-    for fs, rs in zip(fake, real):
-        for f, r in zip(fs, rs):
-            _check_same_shape(f, r, "fake and real features")
-            total = total + 4.0 / len(fs) * (f - r.detach()).abs().mean()
-    return total / len(fake)
-
-
-def kl_divergence(mu: Tensor, logvar: Tensor) -> Tensor:
-    r"""KL divergence of a diagonal Gaussian from the standard normal (VAE / MaskVAE).
-
-    :math:`-\frac{1}{2}\sum_k (1 + \log\sigma_k^2 - \mu_k^2 - \sigma_k^2)`, **summed over the latent
-    dimensions** (all dims but the first) and **averaged over the batch**.
-
-    Args:
-        mu: means ``(B, D)`` (or ``(B, ...)``).
-        logvar: log-variances :math:`\log\sigma^2`, same shape.
-
-    Returns:
-        scalar tensor, >= 0.
-
-    Example:
-        >>> kl_divergence(torch.zeros(2, 8), torch.zeros(2, 8))
-        tensor(0.)
-    """
-    _check_tensor(mu, "mu")
-    if mu.ndim < 2:
-        raise ValueError(f"mu must have shape (B, D), got {tuple(mu.shape)}")
-    _check_same_shape(mu, logvar, "mu and logvar")
-    kl = -0.5 * (1.0 + logvar - mu.pow(2) - logvar.exp())
-    return kl.flatten(1).sum(1).mean()

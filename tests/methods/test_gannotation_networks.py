@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
+from facezoo.face.heatmaps import landmark_heatmaps
 from facezoo.face.labels import landmarks_68_to_66
-from facezoo.losses import landmark_heatmaps
 from facezoo.methods.gannotation.networks import (
     Discriminator,
     Generator,

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from facezoo import losses
 from facezoo.data.synthetic import SyntheticReposing
+from facezoo.face.heatmaps import landmark_heatmaps
 from facezoo.metrics import landmark_nme
 from facezoo.nets.landmarks import (
     HeatmapLandmarkNet,
@@ -40,11 +40,11 @@ def test_soft_argmax_reads_back_gaussian_targets():
     points = torch.tensor([[[10.3, 20.7], [40.0, 33.2], [31.5, 50.9]]])
     torch.testing.assert_close(to_image_pixels(to_heatmap_pixels(points, 2), 2), points)
     # a blob wider than the softmax sharpening is read back to sub-pixel accuracy ...
-    wide = losses.landmark_heatmaps(to_heatmap_pixels(points, 2), (32, 32), sigma=3.0)
+    wide = landmark_heatmaps(to_heatmap_pixels(points, 2), (32, 32), sigma=3.0)
     torch.testing.assert_close(net.landmarks_from(wide), points, atol=0.05, rtol=0)
     # ... the σ = 1 training targets to within one heatmap pixel (two image pixels): the coordinate loss
     # trains the maps through this read-out
-    sharp = losses.landmark_heatmaps(to_heatmap_pixels(points, 2), (32, 32), sigma=net.sigma)
+    sharp = landmark_heatmaps(to_heatmap_pixels(points, 2), (32, 32), sigma=net.sigma)
     assert (net.landmarks_from(sharp) - points).abs().max() < 1.0
 
 

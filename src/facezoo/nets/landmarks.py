@@ -1,16 +1,16 @@
 """A small heatmap landmark network: facezoo's landmark detector for synthetic faces (evaluation tool).
 
 GANnotation is judged by how well a landmark detector finds the *target* points on the generated faces
-(reference/methods.md §2.5). Real-photo detectors (dlib, face-alignment) do not work on the renderer's
+(the FG 2020 paper's protocol, arXiv 2004.07165). Real-photo detectors (dlib, face-alignment) do not work on the renderer's
 cartoon faces, so facezoo trains this network on :mod:`facezoo.data.synthetic` itself
 (``scripts/train_landmark_net.py``) and reports its own NME on held-out identities next to the NME it
 measures on generated faces.
 
 Architecture: a stride-2 stem, then a U-Net (encoder of ``depth`` stride-2 stages, decoder with skip
 connections) that predicts one heatmap per landmark at half the input resolution; landmarks are the
-soft-argmax of the maps (:func:`facezoo.losses.landmarks_from_heatmaps` with a softmax temperature), mapped to
+soft-argmax of the maps (:func:`facezoo.face.heatmaps.landmarks_from_heatmaps` with a softmax temperature), mapped to
 input pixels (``x = 2·(x_h + ½) − ½``). It is trained on Gaussian target
-maps (:func:`facezoo.losses.landmark_heatmaps`, MSE) plus an L1 loss on the soft-argmax coordinates.
+maps (:func:`facezoo.face.heatmaps.landmark_heatmaps`, MSE) plus an L1 loss on the soft-argmax coordinates.
 
 Weights: a checkpoint written by :meth:`HeatmapLandmarkNet.save_checkpoint` (``{"state_dict", "config",
 "meta"}``); the default file is resolved as ``"synthetic_landmarks"`` by :func:`facezoo.nets.weights.resolve_weights`
@@ -32,7 +32,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from facezoo import losses
+from facezoo.face.heatmaps import landmark_heatmaps, landmarks_from_heatmaps
+from facezoo.losses import heatmap_loss
 from facezoo.nets.weights import Freezable, resolve_weights
 
 __all__ = ["to_heatmap_pixels", "to_image_pixels", "ConvBlock", "HeatmapLandmarkNet", "landmark_net_loss",
@@ -115,7 +116,7 @@ class HeatmapLandmarkNet(Freezable, nn.Module):
 
     def landmarks_from(self, heatmaps: torch.Tensor) -> torch.Tensor:
         """Soft-argmax of ``(B, N, size/2, size/2)`` maps: ``(B, N, 2)`` (x, y) pixels of a ``size`` image."""
-        return to_image_pixels(losses.landmarks_from_heatmaps(heatmaps, temperature=self.temperature), self.stride)
+        return to_image_pixels(landmarks_from_heatmaps(heatmaps, temperature=self.temperature), self.stride)
 
     def resize_input(self, images: torch.Tensor) -> torch.Tensor:
         """Images of any size → ``(B, 3, size, size)`` (bilinear, antialiased when shrinking)."""
@@ -210,8 +211,8 @@ def landmark_net_loss(net: HeatmapLandmarkNet, images: torch.Tensor, landmarks: 
         ``{"heatmap", "coordinate", "total"}`` scalar tensors.
     """
     maps = net.heatmaps(images)
-    target = losses.landmark_heatmaps(to_heatmap_pixels(landmarks, net.stride), maps.shape[-2:], sigma=net.sigma)
-    heat = 100.0 * losses.heatmap_loss(maps, target)
+    target = landmark_heatmaps(to_heatmap_pixels(landmarks, net.stride), maps.shape[-2:], sigma=net.sigma)
+    heat = 100.0 * heatmap_loss(maps, target)
     coord = (net.landmarks_from(maps) - landmarks).abs().mean()
     return {"heatmap": heat, "coordinate": coord, "total": heat + coordinate_weight * coord}
 
