@@ -18,7 +18,8 @@ CONF_DIR = Path(__file__).resolve().parent / "conf"
 
 
 def compose(config_name: str = "train", overrides: Sequence[str] = ()) -> DictConfig:
-    """Compose ``conf/<config_name>.yaml`` with command-line style ``overrides``.
+    """Compose ``conf/<config_name>.yaml`` (``train``, ``evaluate``; ``infer`` is ``conf/infer/infer.yaml``) with
+    command-line style ``overrides``.
 
     ``paths.output_dir`` (a Hydra run-time value on the command line) defaults to the current directory.
     """
@@ -30,7 +31,8 @@ def compose(config_name: str = "train", overrides: Sequence[str] = ()) -> DictCo
     if config_name == "train" and not any(o.startswith("paths.output_dir=") for o in overrides):
         overrides.append("paths.output_dir=.")
     GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+    config_dir = CONF_DIR / "infer" if config_name == "infer" else CONF_DIR
+    with initialize_config_dir(config_dir=str(config_dir), version_base="1.3"):
         return hydra_compose(config_name, overrides=overrides)
 
 
