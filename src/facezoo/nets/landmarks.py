@@ -105,14 +105,29 @@ class HeatmapLandmarkNet(Freezable, nn.Module):
         """Heatmaps of ``(B, 3, size, size)`` images in [-1, 1]: ``(B, num_points, size/2, size/2)``."""
         if images.ndim != 4 or images.shape[1] != 3 or tuple(images.shape[-2:]) != (self.size, self.size):
             raise ValueError(f"expected (B, 3, {self.size}, {self.size}) images, got {tuple(images.shape)}")
+        return self._unet(images)[0]
+
+    def _unet(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(heatmaps, bottleneck feature map) of ``(B, 3, size, size)`` images."""
         x = self.stem(images)
         skips = [x]
         for block in self.down:
             x = block(F.max_pool2d(x, 2))
             skips.append(x)
+        bottleneck = x
         for block, skip in zip(self.up, reversed(skips[:-1])):
             x = block(torch.cat([F.interpolate(x, scale_factor=2.0, mode="nearest"), skip], 1))
-        return self.head(x)
+        return self.head(x), bottleneck
+
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        """A face descriptor for distribution distances (the ``fld`` metric): ``(B, C + 2·num_points)``.
+
+        The bottleneck feature map, averaged over space (appearance), and the landmarks in units of the
+        network's side centred on the image centre (geometry). Images of any size, in [-1, 1].
+        """
+        maps, bottleneck = self._unet(self.resize_input(images))
+        points = self.landmarks_from(maps) / self.size - 0.5
+        return torch.cat([bottleneck.mean((-2, -1)), points.flatten(1)], 1)
 
     def landmarks_from(self, heatmaps: torch.Tensor) -> torch.Tensor:
         """Soft-argmax of ``(B, N, size/2, size/2)`` maps: ``(B, N, 2)`` (x, y) pixels of a ``size`` image."""
@@ -175,6 +190,20 @@ class HeatmapLandmarkNet(Freezable, nn.Module):
             facezoo.nets.weights.WeightsNotFoundError: no file; the one-line message says how to make it.
         """
         return cls.from_checkpoint(resolve_weights("synthetic_landmarks", path, path_arg=path_arg)).freeze()
+
+
+class LandmarkFeatures(nn.Module):
+    """:meth:`HeatmapLandmarkNet.features` as a feature extractor for :class:`facezoo.metrics.FID` (the ``fld``
+    metric: a Fréchet distance that needs no downloaded weights, in the feature space of a network trained on
+    facezoo's synthetic faces)."""
+
+    def __init__(self, net: HeatmapLandmarkNet):
+        super().__init__()
+        self.net = net.eval().requires_grad_(False)
+        self.num_features = net.config["width"] * 2 ** net.config["depth"] + 2 * net.config["num_points"]
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.net.features(images)
 
 
 # ------------------------------------------------------------------------------------ training

@@ -68,6 +68,8 @@ class WeightSpec:
         how_to_get: where a person gets the file when ``url`` is ``None`` or the download fails.
         torch_hub: ``True`` for torchvision files, which are also looked up in torch hub's
             ``checkpoints`` directory.
+        packaged: ``True`` for facezoo's own small networks shipped inside the package
+            (:func:`packaged_dir`), looked up after the cache directories.
     """
 
     name: str
@@ -77,6 +79,7 @@ class WeightSpec:
     description: str
     how_to_get: str
     torch_hub: bool = False
+    packaged: bool = False
 
 
 _TV = "https://download.pytorch.org/models/"
@@ -154,7 +157,9 @@ WEIGHTS: dict[str, WeightSpec] = {
             None,
             "facezoo's heatmap landmark network (facezoo.nets.landmarks) trained on the synthetic renderer; "
             "{'state_dict', 'config', 'meta'}",
-            "output of `python scripts/train_landmark_net.py --out <facezoo cache>/facezoo_synthetic_landmarks_64.pt`",
+            "output of `python scripts/train_landmark_net.py --out <facezoo cache>/facezoo_synthetic_landmarks_64.pt` "
+            "(the package ships one: facezoo/nets/data/)",
+            packaged=True,
         ),
         WeightSpec(
             "face_parsing_bisenet",
@@ -238,12 +243,20 @@ def search_dirs(name: str) -> list[Path]:
         name: a key of :data:`WEIGHTS`.
 
     Returns:
-        ``[cache_dir()]``, plus torch hub's ``checkpoints`` directory for torchvision files.
+        ``[cache_dir()]``, plus torch hub's ``checkpoints`` directory for torchvision files and the package's
+        own data directory for the networks facezoo ships.
     """
     dirs = [cache_dir()]
     if _spec(name).torch_hub:
         dirs.append(_torch_hub_checkpoints())
+    if _spec(name).packaged:
+        dirs.append(packaged_dir())
     return dirs
+
+
+def packaged_dir() -> Path:
+    """``facezoo/nets/data``: facezoo's own small networks trained on its synthetic faces (a few hundred kB)."""
+    return Path(__file__).resolve().parent / "data"
 
 
 def _spec(name: str) -> WeightSpec:
