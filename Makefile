@@ -7,6 +7,9 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.facezoo-installed
 RUN_DIR ?= runs/make_train
+BENCH_FILE ?= docs/benchmarks.md
+OFFICIAL_DIR ?=
+BENCH_ARGS ?=
 export OMP_NUM_THREADS ?= 2
 
 .PHONY: help install train test test-fast bench lint format clean
@@ -29,10 +32,19 @@ train: $(STAMP)  ## train the default model (TP-GAN, CPU preset) on built-in syn
 test: $(STAMP)  ## run the whole test suite (CPU)
 	$(PY) -m pytest -q
 
-bench: $(STAMP)  ## measure speed and memory, append to docs/benchmarks.md
-	$(PY) scripts/bench.py --append docs/benchmarks.md
-	$(PY) scripts/bench_psgan.py --append docs/benchmarks.md
-	$(PY) scripts/bench_gannotation.py --append docs/benchmarks.md
+# `make bench`: scripts/bench.py for the renderer and every method it lists (`scripts/bench.py --list`), appended
+# to $(BENCH_FILE). Official side-by-side rows for a method when FACEZOO_OFFICIAL_<METHOD> (e.g.
+# FACEZOO_OFFICIAL_PSGAN=/src/PSGAN) or OFFICIAL_DIR/<method> (OFFICIAL_DIR=/src/official with psgan/, gannotation/)
+# is a checkout of its official repository; without one the section says the rows were skipped.
+# More options: BENCH_ARGS="--device cuda --repeats 5".
+bench: $(STAMP)  ## speed and memory of every method (+ official rows), appended to docs/benchmarks.md
+	$(PY) scripts/bench.py model=renderer --append $(BENCH_FILE) $(BENCH_ARGS)
+	@set -e; for m in $$($(PY) scripts/bench.py --list); do \
+	  dir=$$(printenv FACEZOO_OFFICIAL_$$(echo $$m | tr a-z A-Z) || true); \
+	  if [ -z "$$dir" ] && [ -n "$(OFFICIAL_DIR)" ] && [ -d "$(OFFICIAL_DIR)/$$m" ]; then dir="$(OFFICIAL_DIR)/$$m"; fi; \
+	  echo "$(PY) scripts/bench.py model=$$m $${dir:+--official $$dir} --append $(BENCH_FILE) $(BENCH_ARGS)"; \
+	  $(PY) scripts/bench.py model=$$m $${dir:+--official "$$dir"} --append $(BENCH_FILE) $(BENCH_ARGS); \
+	done
 
 lint: $(STAMP)  ## ruff
 	$(PY) -m ruff check src tests scripts

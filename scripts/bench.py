@@ -1,21 +1,57 @@
-"""Speed and memory of facezoo's pieces, appended to docs/benchmarks.md with the machine and the command.
+"""Speed and memory of a facezoo method (and, with --official, of the official network beside it), as Markdown.
 
-    python scripts/bench.py --append docs/benchmarks.md            # `make bench`
-    python scripts/bench.py --device cuda --append docs/benchmarks.md
+    python scripts/bench.py model=psgan                                   # the method's own config (256², width 1)
+    python scripts/bench.py model=psgan --official /path/to/wtjiang98/PSGAN --append docs/benchmarks.md
+    python scripts/bench.py model=gannotation data.size=64 model.width=0.25 --repeats 5
+    python scripts/bench.py model=tpgan --device cuda --batches 1,8,32
+    python scripts/bench.py model=renderer                                # the synthetic-data renderers
+    python scripts/bench.py --list                                        # the methods (`make bench` runs each)
 
-Each measurement runs in its own subprocess so that its peak memory (CPU: peak RSS; GPU:
-torch.cuda.max_memory_allocated) belongs to it alone. Times are medians over repeats after warm-up.
-Measured:
+``model=<name>`` is a facezoo model config (``conf/model/<name>.yaml``, e.g. ``tpgan``, ``tpgan_official``,
+``psgan``, ``gannotation``); further ``key=value`` arguments are Hydra overrides of the training config
+(``facezoo.config.compose("train", ...)``), so the module and its data are built exactly as
+``python -m facezoo.train`` would build them (random init, ``torch.manual_seed(0)``; frozen loss networks whose
+weights are absent are switched off, and the table says so).
 
-* the synthetic renderer: frontalization pairs/s and single faces/s at 128x128, on ONE core;
-* TP-GAN at its real size (128x128, width 1) and at the CPU preset (64x64, width 0.125): training
-  iterations (1 D + 1 G step) and inference, as images/s.
+Rows (inputs: the first samples of the config's training split, collated; all in fp32, TF32 off on a GPU):
+
+* ``facezoo inference``: the method's inference call (``model.predict_batch(batch)``) in eval mode
+  under ``torch.no_grad()``, at each of ``--batches`` (default 1 and 8);
+* ``official inference`` (with ``--official PATH``): the official network, imported at run time from the
+  checkout (nothing of it is copied or patched), loaded with the facezoo module's weights through the method's
+  ``official.py`` key map and fed the same inputs in its own format; the facezoo row gets the time and memory
+  ratios to it and the largest absolute difference between the two outputs;
+* ``facezoo training step``: every phase of the module (``model.phases``, each ``repeat`` times) on one batch of
+  ``--train-batch`` (default 8), i.e. the base's ``training_step`` without its ``every`` / ``at`` schedule, run
+  inside a one-batch Lightning ``Trainer`` (manual optimization, ``toggled_optimizer``, clipping and logging as
+  in training); its memory includes the optimizer state the first step creates;
+* with ``--variants``: the method's alternative implementations beside the inference rows (PSGAN: the chunked
+  and the dense AMM, the dense one being the official formulation).
+
+Time: median of ``--repeats`` calls (``--train-repeats`` for the training step) after one warm-up call;
+images/s = batch / median time. Memory: what the warm-up and measured calls needed above what the process held
+just before them (model and inputs excluded): on the CPU the peak resident memory (``VmHWM`` reset through
+``/proc/self/clear_refs``) minus ``VmRSS`` before; on a GPU ``torch.cuda.max_memory_allocated`` minus the memory
+allocated before. Each row runs in its own subprocess so that its peak belongs to it alone (``--no-isolate``
+runs them in this process: faster, but a row may reuse memory an earlier one freed, so its peak reads low).
+
+``model=renderer`` measures the synthetic-data renderers instead: samples/s of every ``conf/data/synthetic_*``
+view at 128² (``data.size=...`` changes it) on one torch thread.
+
+Every method is benchmarked the same way; :data:`BENCHES` holds only what differs (the official side, another
+inference call, variants), so a new method needs no entry until it has one of those.
+
+``--append FILE`` appends the section (command line, machine, table) to FILE; ``make bench`` runs the renderer
+and every method with a model config named after it (``--list``), with ``--official`` where
+``FACEZOO_OFFICIAL_<METHOD>`` or ``OFFICIAL_DIR/<method>`` names a checkout.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import datetime as dt
+import importlib.util
 import json
 import os
 import platform
@@ -24,105 +60,68 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-
-PRESETS = {  # name → (image_size, width, zdim, feature_dim)
-    "tpgan-128-full": (128, 1.0, 100, 256),
-    "tpgan-64-cpu-preset": (64, 0.125, 32, 128),
-}
+RENDERER = "renderer"
 
 
-def _median_rate(fn, items_per_call: int, repeats: int, warmup: int = 1, sync=lambda: None) -> float:
-    for _ in range(warmup):
-        fn()
+# ------------------------------------------------------------------------------------------------ measuring
+def _status_mib(key: str) -> float | None:
+    """A memory line of ``/proc/self/status`` (``VmRSS``, ``VmHWM``) in MiB; None off Linux."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(key + ":"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
+def _reset_peak_rss() -> bool:
+    """Reset the process's peak resident memory (Linux ``/proc/self/clear_refs`` ``5``); False if refused."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return True
+
+
+def measure(fn: Callable[[], object], repeats: int, device) -> dict:
+    """Time ``fn`` (one warm-up call, then the median of ``repeats`` calls) and its peak memory.
+
+    Returns:
+        ``{"time_s", "peak_MiB", "peak_reset", "output"}``: the median seconds per call, the calls' peak memory
+        above what the process held before them (MiB), whether the CPU peak could be reset first, and the
+        last call's return value.
+    """
+    import torch
+
+    cuda = device.type == "cuda"
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
     sync()
-    rates = []
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
+        before = torch.cuda.memory_allocated()
+        reset = True
+    else:
+        reset = _reset_peak_rss()
+        before = _status_mib("VmRSS") or 0.0
+    output = fn()
+    sync()
+    times = []
     for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
+        start = time.perf_counter()
+        output = fn()
         sync()
-        rates.append(items_per_call / (time.perf_counter() - t0))
-    return statistics.median(rates)
-
-
-def bench_renderer(args) -> dict:
-    import torch
-
-    torch.set_num_threads(1)
-    from facezoo.data.synthetic import SyntheticFaces, SyntheticFrontalization
-
-    n = args.renderer_samples
-    faces = SyntheticFaces(split="train", size=128, length=10_000, num_identities=100)
-    pairs = SyntheticFrontalization(split="train", size=128, length=10_000, num_identities=100)
-    counter = iter(range(10**9))
-    face_rate = _median_rate(lambda: [faces[next(counter) % 10_000] for _ in range(n)], n, args.repeats)
-    pair_rate = _median_rate(lambda: [pairs[next(counter) % 10_000] for _ in range(n)], n, args.repeats)
-    return {"what": "synthetic renderer, 128x128, 1 core", "faces_per_s": face_rate,
-            "frontalization_pairs_per_s": pair_rate}
-
-
-def bench_tpgan(args) -> dict:
-    import torch
-
-    from facezoo.face.labels import landmarks_68_to_5
-    from facezoo.methods.tpgan.module import TPGAN
-
-    size, width, zdim, feat = PRESETS[args.preset]
-    device = torch.device(args.device)
-    model = TPGAN(image_size=size, num_classes=200, width=width, zdim=zdim, feature_dim=feat,
-                  identity_net={"weights": None}).to(device)
-    b = args.batch
-    g = torch.Generator().manual_seed(0)
-    from facezoo.data.synthetic import SyntheticFrontalization
-
-    ds = SyntheticFrontalization(split="train", size=size, length=b, num_identities=4)
-    batch = torch.utils.data.default_collate([ds[i] for i in range(b)])
-    batch = {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
-    points = landmarks_68_to_5(batch["landmarks"])
-    opt_g = torch.optim.Adam(model.generator.parameters(), 1e-4)
-    opt_d = torch.optim.Adam(model.discriminator.parameters(), 1e-4)
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-
-    def train_iteration():  # the module's step without the Trainer: D main, then G main
-        with torch.no_grad():
-            fake = model(batch["image"], points)["image"]
-        d_loss = model.adv.d(model.discriminator(batch["target"]), model.discriminator(fake))
-        opt_d.zero_grad(set_to_none=True)
-        d_loss.backward()
-        opt_d.step()
-        out = model(batch["image"], points)
-        g_loss = model.weighted_sum(model.generator_terms(batch, out))
-        opt_g.zero_grad(set_to_none=True)
-        g_loss.backward()
-        opt_g.step()
-
-    def inference():
-        with torch.no_grad():
-            model(batch["image"], points, z=torch.zeros(b, zdim, device=device))
-
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats()
-    model.train()
-    train_rate = _median_rate(train_iteration, b, args.repeats, sync=sync)
-    train_mem = torch.cuda.max_memory_allocated() if device.type == "cuda" else None
-    model.eval()
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats()
-    infer_rate = _median_rate(inference, b, args.repeats, sync=sync)
-    infer_mem = torch.cuda.max_memory_allocated() if device.type == "cuda" else None
-    n_params = sum(p.numel() for p in model.generator.parameters())
-    return {"what": f"{args.preset}, batch {b}, {device.type}", "train_images_per_s": train_rate,
-            "inference_images_per_s": infer_rate, "generator_params_M": n_params / 1e6,
-            "gpu_peak_train_MiB": train_mem / 2**20 if train_mem else None,
-            "gpu_peak_inference_MiB": infer_mem / 2**20 if infer_mem else None, "seed": int(g.initial_seed())}
-
-
-def run_one(args) -> None:
-    result = bench_renderer(args) if args.one == "renderer" else bench_tpgan(args)
-    result["peak_rss_MiB"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print("RESULT " + json.dumps(result))
+        times.append(time.perf_counter() - start)
+    if cuda:
+        peak = (torch.cuda.max_memory_allocated() - before) / 2**20
+    else:
+        hwm = _status_mib("VmHWM") if reset else None
+        peak = (hwm if hwm is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024) - before
+    return {"time_s": statistics.median(times), "peak_MiB": max(peak, 0.0), "peak_reset": reset, "output": output}
 
 
 def machine(device: str | None = None) -> str:
@@ -142,72 +141,558 @@ def machine(device: str | None = None) -> str:
             f"torch threads {torch.get_num_threads()}, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}")
 
 
-def spawn(extra: list[str], args) -> dict:
-    cmd = [sys.executable, __file__, "--repeats", str(args.repeats), "--renderer-samples",
-           str(args.renderer_samples), "--device", args.device, *extra]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "FACEZOO_OFFLINE": "1"})
-    lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
-    if proc.returncode or not lines:
-        raise SystemExit(f"bench step {' '.join(extra)} failed:\n{proc.stderr[-3000:]}")
-    return json.loads(lines[-1][7:])
-
-
 def append_section(path: Path, text: str) -> None:
     """Append a results section to the benchmarks page (created with its title when missing)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     if not path.exists():
-        path.write_text("# Benchmarks\n\nAppended by `make bench` (scripts/bench*.py); newest last.\n")
+        path.write_text("# Benchmarks\n\nAppended by `make bench` (scripts/bench.py); newest last.\n")
     with open(path, "a") as f:
         f.write(text)
 
 
-def fmt(v) -> str:
-    return "–" if v is None else f"{v:.1f}" if isinstance(v, float) else str(v)
+# ------------------------------------------------------------------------------------------ official sides
+class OfficialError(RuntimeError):
+    """The official network cannot run here (import failure, a configuration it does not have); one line."""
 
 
-def main() -> None:
+def _import_file(name: str, path: Path) -> object:
+    """Import the Python file ``path`` as module ``name`` (a fresh module, not cached in ``sys.modules``)."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def psgan_official(checkout: Path, model, batch: Mapping) -> tuple[Callable, str]:
+    """``psgan/net.py: Generator`` of a wtjiang98/PSGAN checkout with the module's generator weights.
+
+    It is fed the official ``PreProcess.process`` output per image (region masks ``(3, 1, H, W)``, normalised
+    relative positions ``(3, 136, H/4, W/4)``; computed before timing) and handles one image per call, so a
+    batch of 8 is 8 calls. The official net.py imports ``load_state_dict_from_url`` and ``model_urls`` from
+    ``torchvision.models.vgg``, which current torchvision no longer has (they serve only its VGG helper): when
+    the plain import fails, those two names are set on torchvision's module (``torch.hub``'s function and
+    ``{}``) and the import is retried; the note says so.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    from facezoo.methods.psgan.networks import relative_position_features
+    from facezoo.methods.psgan.official import official_state_dict_from
+
+    size = batch["image"].shape[-1]
+    if size != 256 or model.hparams.width != 1:
+        raise OfficialError(f"the official Generator is fixed at 256² and width 1 (its get_weight hard-codes 64² "
+                            f"features), got data.size={size}, model.width={model.hparams.width}")
+    sys.path.insert(0, str(checkout))  # net.py imports ops.spectral_norm and concern.track
+    note = ("imported unmodified; one image per call on pre-processed inputs (region masks and relative positions "
+            "computed before timing, which facezoo's predict_batch computes inside)")
+    try:
+        module = _import_file("psgan_official_net", checkout / "psgan" / "net.py")
+    except ImportError as err:
+        import torchvision.models.vgg as tv_vgg
+
+        tv_vgg.load_state_dict_from_url = torch.hub.load_state_dict_from_url
+        tv_vgg.model_urls = {}
+        module = _import_file("psgan_official_net", checkout / "psgan" / "net.py")
+        note += (f"; its plain import fails ({type(err).__name__}: {err}), so it was imported after setting "
+                 "torchvision.models.vgg.load_state_dict_from_url / model_urls")
+    official = module.Generator().to(batch["image"].device).eval()
+    official.load_state_dict(official_state_dict_from(model.generator), strict=True)
+    x, y = model.faces(batch)
+
+    def preprocess(landmarks, regions):  # official PreProcess.process: masks (3, 1, H, W), diff (3, 136, h, w)
+        diff = relative_position_features(landmarks[None], size // 4, size)[0]
+        masks = F.interpolate(regions[None], size=(size // 4, size // 4))[0]
+        diff = diff[None] * masks[:, None]
+        norm = diff.norm(dim=1, keepdim=True)
+        return regions[:, None], diff / torch.where(norm == 0, torch.full_like(norm, 1e10), norm)
+
+    prepared = [(x.image[i:i + 1], y.image[i:i + 1], *preprocess(x.landmarks[i], x.regions[i]),
+                 *preprocess(y.landmarks[i], y.regions[i])) for i in range(x.image.shape[0])]
+
+    def forward():
+        return torch.cat([official(c, s, mc, ms, dc, ds) for c, s, mc, dc, ms, ds in prepared])
+
+    return forward, note
+
+
+def gannotation_official(checkout: Path, model, batch: Mapping) -> tuple[Callable, str]:
+    """``model.py: Generator`` of an ESanchezLozano/GANnotation checkout with the module's generator weights.
+
+    Built with the module's channels, heatmap count and residual blocks, loaded strictly through
+    ``official_state_dict_from`` (``module.`` prefix stripped, as its ``GANnotation.py`` does); its forward
+    takes ``cat(image, heatmaps)`` and returns the image, fed exactly the inputs ``predict_batch`` gives the
+    facezoo generator (heatmaps computed before timing).
+    """
+    import torch
+
+    from facezoo.methods.gannotation.official import official_state_dict_from
+
+    sys.path.insert(0, str(checkout))
+    module = _import_file("gannotation_official_model", checkout / "model.py")
+    generator = model.generator
+    official = module.Generator(conv_dim=generator.stem.conv.out_channels, c_dim=generator.num_points,
+                                repeat_num=len(generator.bottleneck)).to(batch["image"].device).eval()
+    state = official_state_dict_from(generator)["state_dict"]
+    official.load_state_dict({k.removeprefix("module."): v for k, v in state.items()}, strict=True)
+    image = batch["image"]
+    inputs = torch.cat([image, model.heatmaps(batch["target_landmarks"], image.shape[-1])], 1)
+    return (lambda: official(inputs)), ("imported unmodified; fed cat(image, heatmaps) with the heatmaps computed "
+                                        "before timing (facezoo's predict_batch encodes them inside)")
+
+
+# ----------------------------------------------------------------------------------------------- registry
+def predict(model, batch: Mapping):
+    """The default inference call: ``model.predict_batch(batch)``."""
+    return model.predict_batch(batch)
+
+
+@dataclass(frozen=True)
+class Official:
+    """The official side of a method.
+
+    Attributes:
+        repo: the GitHub repository a ``--official`` checkout is of.
+        marker: a file every checkout has (checked before running).
+        label: what runs, for the table (``"psgan/net.py: Generator"``).
+        build: ``(checkout, model, batch) -> (forward, note)``; ``forward()`` returns the official output for
+            the batch, comparable with the method's inference output; raises :class:`OfficialError`.
+    """
+
+    repo: str
+    marker: str
+    label: str
+    build: Callable[[Path, object, Mapping], tuple[Callable[[], object], str]]
+
+
+def _amm(mode: str) -> Callable:
+    def set_mode(model) -> None:
+        from facezoo.methods.psgan.networks import AMM
+
+        model.generator.amm = AMM(mode)
+
+    return set_mode
+
+
+@dataclass(frozen=True)
+class BenchSpec:
+    """What a method contributes to the benchmark: only what differs between methods.
+
+    Attributes:
+        title: the method's name in tables.
+        inference: ``(model, batch) -> output image`` (default ``model.predict_batch``); ``inference_label``
+            says what it is.
+        official: the official network to run beside it, or None (then a note says there is none).
+        no_official: the note's reason when ``official`` is None.
+        variants: alternative implementations, ``{label: fn(model) -> None}`` changing the built module in
+            place, measured beside the inference rows with ``--variants``.
+        overrides: Hydra overrides the benchmark puts before the command line's (e.g. a stand-in for a file that
+            an earlier training stage makes).
+
+    The inputs are the first samples of the config's training split, and the training step is every phase of
+    the module on one batch, for every method.
+    """
+
+    title: str
+    inference: Callable[[object, Mapping], object] = predict
+    inference_label: str = "predict_batch"
+    official: Official | None = None
+    no_official: str = ""
+    variants: Mapping[str, Callable[[object], None]] = field(default_factory=dict)
+    overrides: Sequence[str] = ()
+
+
+#: method (``facezoo.methods.<method>``) → what its benchmark needs beyond the default (:func:`spec_of`): an
+#: official side, another inference call, variants. A method without an entry gets the default.
+BENCHES: dict[str, BenchSpec] = {
+    "tpgan": BenchSpec(
+        "TP-GAN", no_official="no official side yet: the PyTorch port's loader (iwtw/pytorch-TP-GAN, "
+        "facezoo.methods.tpgan.official) is not in facezoo"),
+    "psgan": BenchSpec(
+        "PSGAN", official=Official("wtjiang98/PSGAN", "psgan/net.py", "psgan/net.py: Generator", psgan_official),
+        variants={"AMM chunked": _amm("chunked"), "AMM dense (the official formulation)": _amm("dense")}),
+    "gannotation": BenchSpec(
+        "GANnotation",
+        official=Official("ESanchezLozano/GANnotation", "model.py", "model.py: Generator", gannotation_official)),
+}
+
+
+
+
+def spec_of(method: str, target: str = "") -> BenchSpec:
+    """:data:`BENCHES` ``[method]``, or the default: ``predict_batch``, titled by the module class, no official side."""
+    if method in BENCHES:
+        return BENCHES[method]
+    return BenchSpec(target.rsplit(".", 1)[-1] or method, no_official="none in scripts/bench.py for this method")
+
+
+def methods() -> list[str]:
+    """Every method with a model config named after it (``conf/model/<method>.yaml``; ``make bench`` runs these)."""
+    from facezoo.checkpoints import method_of
+    from facezoo.config import config_names
+
+    return [m for m in config_names("model") if method_of(_compose([f"model={m}"]).model._target_) == m]
+
+
+# ---------------------------------------------------------------------------------------------------- rows
+_COMPOSED: dict = {}
+
+
+def _compose(overrides: Sequence[str]):
+    """``facezoo.config.compose("train", overrides)``, composed once per distinct list (a copy each call)."""
+    from facezoo.config import compose
+
+    key = tuple(overrides)
+    if key not in _COMPOSED:
+        _COMPOSED[key] = compose("train", list(overrides))
+    return copy.deepcopy(_COMPOSED[key])
+
+
+def method_of_overrides(overrides: Sequence[str]) -> str:
+    """The method of the composed ``model`` config (``facezoo.methods.<method>``), or ``"renderer"``."""
+    if f"model={RENDERER}" in overrides:
+        return RENDERER
+    from facezoo.checkpoints import method_of
+
+    return method_of(_compose(overrides).model._target_)
+
+
+def build(overrides: Sequence[str], batch_size: int, device):
+    """``(cfg, model, batch)``: the module of the composed config (seed 0) and ``batch_size`` training samples."""
+    import torch
+    from hydra.utils import instantiate
+
+    cfg = _compose(overrides)
+    torch.manual_seed(0)
+    model = instantiate(cfg.model, _convert_="all").to(device)
+    dataset = instantiate(cfg.data, _convert_="all").dataset("train")
+    samples = [dataset[i % len(dataset)] for i in range(batch_size)]
+    batch = torch.utils.data.default_collate(samples)
+    batch = {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
+    return cfg, model, batch
+
+
+def _no_tf32() -> None:
+    import torch
+
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+
+
+def run_inference(row: dict) -> dict:
+    """A ``facezoo`` / ``variant`` / ``official`` inference row."""
+    import torch
+
+    device = torch.device(row["device"])
+    cfg, model, batch = build(row["overrides"], row["batch"], device)
+    spec = spec_of(row["method"], cfg.model._target_)
+    model.eval()
+    if row["kind"] == "variant":
+        spec.variants[row["variant"]](model)
+    if row["kind"] == "official":
+        try:
+            forward, note = spec.official.build(Path(row["official"]), model, batch)
+        except OfficialError as err:
+            return {"error": str(err)}
+    else:
+        forward, note = (lambda: spec.inference(model, batch)), None
+    with torch.no_grad():
+        result = measure(forward, row["repeats"], device)
+        output = result.pop("output")
+        if row["kind"] == "official":
+            result["max_abs_diff"] = (output - spec.inference(model, batch)).abs().max().item()
+    return {**result, "note": note}
+
+
+def run_train(row: dict) -> dict:
+    """The ``train`` row: every phase of the module on one batch, inside a one-batch Lightning Trainer."""
+    import logging
+
+    import lightning as L
+    import torch
+
+    device = torch.device(row["device"])
+    _, model, batch = build(row["overrides"], row["batch"], device)
+    model.train()
+    phases = [p for p in model.phases if p.at]  # a phase with at=() never runs
+    result: dict = {}
+
+    def all_phases():
+        model.seed_step()
+        step = model.prepare_batch(batch)
+        optimizers = model.named_optimizers()
+        for phase in phases:
+            for _ in range(phase.repeat):
+                model.run_phase(phase, step, optimizers)
+
+    def training_step(batch_, batch_idx=0):  # the whole measurement runs inside the Trainer's first step
+        result.update(measure(all_phases, row["repeats"], device))
+        result.pop("output")
+
+    model.training_step = training_step
+    for name in ("lightning.pytorch", "lightning.fabric"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    trainer = L.Trainer(accelerator=device.type, devices=1, max_epochs=1, limit_train_batches=1, logger=False,
+                        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                        num_sanity_val_steps=0, limit_val_batches=0, callbacks=[])
+    loader = torch.utils.data.DataLoader([{k: v.cpu() if torch.is_tensor(v) else v for k, v in batch.items()}],
+                                         batch_size=None)
+    trainer.fit(model, train_dataloaders=loader)
+    if "time_s" not in result:
+        raise RuntimeError("the Trainer did not run the training step")
+    result["phases"] = [p.name + (f"×{p.repeat}" if p.repeat > 1 else "") for p in phases]
+    result["schedule"] = [f"{p.name} on {len(p.at)} of every {p.every} batches" for p in phases if p.every > 1]
+    result["terms_off"] = dict(model.terms_off)
+    result["params_M"] = {name: sum(p.numel() for p in child.parameters()) / 1e6
+                          for name, child in model.named_children()
+                          if f"{name}." not in model.frozen_prefixes and any(True for _ in child.parameters())}
+    return result
+
+
+def run_renderer(row: dict) -> dict:
+    """One synthetic view: ``row["samples"]`` samples per call on one torch thread."""
+    import torch
+    from hydra.utils import instantiate
+
+    torch.set_num_threads(1)
+    cfg = _compose([f"data={row['data']}", *row["overrides"]])
+    dataset = instantiate(cfg.data, _convert_="all").dataset("train")
+    counter = iter(range(10**9))
+    n = row["samples"]
+    result = measure(lambda: [dataset[next(counter) % len(dataset)] for _ in range(n)], row["repeats"],
+                     torch.device("cpu"))
+    result.pop("output")
+    return {**result, "size": int(cfg.data.size), "view": type(dataset).__name__}
+
+
+def run_row(row: dict) -> dict:
+    """Measure one row in this process; errors come back as ``{"error": ...}``."""
+    os.environ.setdefault("FACEZOO_OFFLINE", "1")
+    _no_tf32()
+    try:
+        if row["kind"] == "renderer":
+            return run_renderer(row)
+        return run_train(row) if row["kind"] == "train" else run_inference(row)
+    except Exception as err:  # reported in the table
+        if row.get("raise"):
+            raise
+        while err.__cause__ is not None:  # the root cause (Hydra wraps a constructor's error)
+            err = err.__cause__
+        return {"error": f"{type(err).__name__}: {str(err).strip().splitlines()[0] if str(err).strip() else ''}"}
+
+
+def spawn_row(row: dict) -> dict:
+    """Measure one row in a fresh interpreter (``--row``), so that its peak memory belongs to it alone."""
+    env = {**os.environ, "FACEZOO_OFFLINE": "1"}
+    proc = subprocess.run([sys.executable, __file__, "--row", json.dumps(row)], capture_output=True, text=True,
+                          env=env)
+    for line in proc.stdout.splitlines():
+        if line.startswith("RESULT "):
+            return json.loads(line[7:])
+    tail = " ".join((proc.stderr or proc.stdout).strip().splitlines()[-1:])
+    return {"error": f"exit {proc.returncode}: {tail}"}
+
+
+# -------------------------------------------------------------------------------------------------- tables
+def _f(value, fmt: str = "{:.3g}") -> str:
+    return "–" if value is None else fmt.format(value)
+
+
+def _seconds(t: float) -> str:
+    return f"{t:.3f}" if t < 10 else f"{t:.1f}"
+
+
+def _rate(r: float) -> str:
+    return f"{r:.3g}" if r < 100 else f"{r:.0f}"
+
+
+def method_table(title: str, rows: list[tuple[str, dict, dict]]) -> list[str]:
+    """Markdown lines: one line per ``(label, row, result)``; facezoo rows get the ratios to the official row
+    of their batch."""
+    head = (f"| {title} | batch | median time (s) | images/s | peak memory (MiB) | time / official "
+            f"| memory / official | max abs diff vs official |")
+    lines = [head, "|---|---|---|---|---|---|---|---|"]
+    official = {row["batch"]: res for _, row, res in rows if row["kind"] == "official" and "error" not in res}
+    for label, row, res in rows:
+        b = row["batch"]
+        if "error" in res:
+            lines.append(f"| {label} | {b} | – | – | – | – | – | failed: {res['error']} |")
+            continue
+        o = official.get(b) if row["kind"] in ("facezoo", "variant") else None
+        ratio_t = _f(res["time_s"] / o["time_s"], "{:.2f}") if o else "–"
+        ratio_m = _f(res["peak_MiB"] / o["peak_MiB"], "{:.2f}") if o and o["peak_MiB"] >= 1 else "–"
+        diff = _f(o.get("max_abs_diff"), "{:.1e}") if o and row["kind"] == "facezoo" else "–"
+        lines.append(f"| {label} | {b} | {_seconds(res['time_s'])} | {_rate(b / res['time_s'])} | "
+                     f"{res['peak_MiB']:.0f} | {ratio_t} | {ratio_m} | {diff} |")
+    return lines
+
+
+def bench_method(method: str, args, overrides: list[str]) -> str:
+    """Run the rows of one method; the Markdown section (without its heading)."""
+    spec = spec_of(method, _compose(overrides).model._target_)
+    overrides = [*spec.overrides, *overrides]
+    cfg = _compose(overrides)
+    run = run_row if args.no_isolate else spawn_row
+    common = {"method": method, "overrides": overrides, "device": args.device, "raise": args.raise_errors}
+    official = str(args.official) if args.official else None
+    planned: list[tuple[str, dict]] = []
+    for b in args.batches:
+        planned.append((f"facezoo inference (`{spec.inference_label}`)",
+                        {**common, "kind": "facezoo", "batch": b, "repeats": args.repeats}))
+        if args.variants:
+            planned += [(f"facezoo inference, {name}", {**common, "kind": "variant", "variant": name, "batch": b,
+                                                        "repeats": args.repeats}) for name in spec.variants]
+        if official and spec.official:
+            planned.append((f"official inference (`{spec.official.label}`)",
+                            {**common, "kind": "official", "official": official, "batch": b,
+                             "repeats": args.repeats}))
+    planned.append(("facezoo training step", {**common, "kind": "train", "batch": args.train_batch,
+                                              "repeats": args.train_repeats}))
+    rows = []
+    for label, row in planned:
+        result = run(row)
+        print(json.dumps({"row": label, "batch": row["batch"], **result}), file=sys.stderr, flush=True)
+        rows.append((label, row, result))
+
+    train = rows[-1][2]
+    if "phases" in train:
+        rows[-1] = (f"facezoo training step ({' → '.join(train['phases'])})", rows[-1][1], train)
+    size, width = cfg.data.size, cfg.model.get("width", None)
+    desc = f"{spec.title} {size}²" + (f", width {width:g}" if width is not None else "")
+    memory = ("torch.cuda.max_memory_allocated" if args.device == "cuda" else
+              "peak resident memory (VmHWM, reset before the row)")
+    isolation = ("each row in its own process" if not args.no_isolate else
+                 "all rows in one process (--no-isolate: a row may reuse memory an earlier one freed)")
+    params = ", ".join(f"{k} {v:.2f} M" for k, v in train.get("params_M", {}).items())
+    text = [f"`{' '.join(overrides)}` (`facezoo.config.compose(\"train\", ...)`) → `{cfg.model._target_}` at "
+            f"{size}²" + (f", width {width:g}" if width is not None else "") + f"; fp32 (TF32 off), device "
+            f"{args.device}" + (f"; parameters: {params}" if params else "") + ".",
+            f"Inference = `{spec.inference_label}` in eval mode under no_grad; training step = every phase of the "
+            f"module on one batch in a one-batch Lightning Trainer (optimizer state included in its memory). "
+            f"Median of {args.repeats} calls ({args.train_repeats} for the training step) after one warm-up; "
+            f"images/s = batch / median time; peak memory = the calls' {memory} above what the process held "
+            f"before them, {isolation}.", ""]
+    text += method_table(desc, rows)
+    notes = []
+    if train.get("terms_off"):
+        notes.append("Loss terms off in the training step: " + "; ".join(f"`{k}` ({v})" for k, v in
+                                                                          train["terms_off"].items()) + ".")
+    if train.get("schedule"):
+        notes.append("The training step runs every phase once; in training " + ", ".join(train["schedule"])
+                     + ", so an average batch costs less.")
+    if spec.official is None:
+        notes.append(f"Official rows: {spec.no_official}" + (" (--official ignored)." if official else "."))
+    elif not official:
+        notes.append(f"Official rows skipped: no `--official PATH` (a checkout of github.com/{spec.official.repo}; "
+                     f"`make bench` takes it from FACEZOO_OFFICIAL_{method.upper()} or OFFICIAL_DIR/{method}).")
+    else:
+        found = sorted({res["note"] for label, row, res in rows if row["kind"] == "official" and res.get("note")})
+        commit = _git_commit(Path(official))
+        notes.append(f"Official: `{spec.official.label}` of github.com/{spec.official.repo}"
+                     + (f" @ {commit}" if commit else "") + f" ({official}), loaded with the facezoo module's "
+                     f"weights, same inputs in its format; " + "; ".join(found or ["–"]) + ".")
+    if any(res.get("peak_reset") is False for _, _, res in rows):
+        notes.append("/proc/self/clear_refs was not writable: CPU peaks may include the set-up's high-water mark.")
+    return "\n".join(text + [""] + notes) + "\n"
+
+
+def bench_renderer(args, overrides: list[str]) -> str:
+    """Run one row per synthetic view; the Markdown section (without its heading)."""
+    from facezoo.config import config_names
+
+    run = run_row if args.no_isolate else spawn_row
+    overrides = [o for o in overrides if o != f"model={RENDERER}"]
+    if not any(o.startswith("data.size=") for o in overrides):
+        overrides.append("data.size=128")
+    lines = ["| synthetic view, 1 torch thread | size | samples per call | median time (s) | samples/s "
+             "| peak memory (MiB) |", "|---|---|---|---|---|---|"]
+    for data in (n for n in config_names("data") if n.startswith("synthetic_")):
+        row = {"kind": "renderer", "data": data, "overrides": overrides, "samples": args.renderer_samples,
+               "repeats": args.repeats, "raise": args.raise_errors}
+        res = run(row)
+        print(json.dumps({"row": data, **res}), file=sys.stderr, flush=True)
+        if "error" in res:
+            lines.append(f"| `data={data}` | – | {args.renderer_samples} | – | – | failed: {res['error']} |")
+            continue
+        lines.append(f"| `data={data}` ({res['view']}) | {res['size']} | {args.renderer_samples} | "
+                     f"{_seconds(res['time_s'])} | {_rate(args.renderer_samples / res['time_s'])} | "
+                     f"{res['peak_MiB']:.0f} |")
+    head = (f"Synthetic renderers (`facezoo.data.synthetic`, train split), one torch thread. Median of "
+            f"{args.repeats} calls after one warm-up; peak memory = the calls' peak resident memory above what the "
+            f"process held before them" + (" (all views in one process)." if args.no_isolate else
+                                           ", each view in its own process."))
+    return head + "\n\n" + "\n".join(lines) + "\n"
+
+
+def _git_commit(path: Path) -> str | None:
+    """The short commit of the checkout ``path`` when it is the top of a git work tree, else None."""
+    try:
+        out = subprocess.run(["git", "-C", str(path), "rev-parse", "--show-toplevel", "--short", "HEAD"],
+                             capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    lines = out.stdout.split()
+    if out.returncode or len(lines) != 2 or Path(lines[0]).resolve() != path.resolve():
+        return None
+    return lines[1]
+
+
+# ---------------------------------------------------------------------------------------------------- main
+def parse_args(argv: Sequence[str] | None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--append", type=Path, help="markdown file to append the results to")
-    p.add_argument("--device", default="cpu", help="cpu or cuda (TP-GAN rows)")
-    p.add_argument("--repeats", type=int, default=5)
-    p.add_argument("--renderer-samples", type=int, default=200)
-    p.add_argument("--batch-full", type=int, default=4, help="batch of the 128x128 full-width TP-GAN rows")
-    p.add_argument("--batch-cpu", type=int, default=16, help="batch of the CPU-preset TP-GAN rows")
-    p.add_argument("--only", choices=["renderer", "tpgan"], help="run one group")
-    p.add_argument("--one", choices=["renderer", "tpgan"], help=argparse.SUPPRESS)
-    p.add_argument("--preset", choices=sorted(PRESETS), help=argparse.SUPPRESS)
-    p.add_argument("--batch", type=int, default=4, help=argparse.SUPPRESS)
-    args = p.parse_args()
-    if args.one:
-        return run_one(args)
+    p.add_argument("overrides", nargs="*", help="model=<name> (or renderer) and Hydra overrides, e.g. data.size=64")
+    p.add_argument("--official", type=Path, help="a checkout of the method's official repository (read at run time)")
+    p.add_argument("--append", type=Path, help="Markdown file to append the section to")
+    p.add_argument("--repeats", type=int, default=3, help="timed calls per inference row (after one warm-up)")
+    p.add_argument("--train-repeats", type=int, help="timed training steps (default: --repeats)")
+    p.add_argument("--batches", default="1,8", help="comma-separated inference batch sizes")
+    p.add_argument("--train-batch", type=int, default=8, help="batch of the training-step row")
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    p.add_argument("--variants", action="store_true", help="also measure the method's alternative implementations")
+    p.add_argument("--renderer-samples", type=int, default=100, help="samples per call of the renderer rows")
+    p.add_argument("--no-isolate", action="store_true", help="run every row in this process (quick, memory less exact)")
+    p.add_argument("--raise-errors", action="store_true", help="raise a failing row's exception instead of "
+                                                                "reporting it in the table")
+    p.add_argument("--list", action="store_true", help="print the methods of BENCHES and exit")
+    p.add_argument("--row", help=argparse.SUPPRESS)
+    args = p.parse_intermixed_args(argv)
+    args.batches = [int(b) for b in str(args.batches).split(",") if b]
+    args.train_repeats = args.repeats if args.train_repeats is None else args.train_repeats
+    if args.repeats < 1 or args.train_repeats < 1 or not args.batches or min(args.batches) < 1 or args.train_batch < 1:
+        p.error("--repeats, --train-repeats, --batches and --train-batch must be >= 1")
+    bad = [o for o in args.overrides if "=" not in o]
+    if bad:
+        p.error(f"not a key=value override: {bad[0]!r}")
+    return args
 
-    results = []
-    if args.only in (None, "renderer"):
-        results.append(spawn(["--one", "renderer"], args))
-    if args.only in (None, "tpgan"):
-        for preset, batch in (("tpgan-128-full", args.batch_full), ("tpgan-64-cpu-preset", args.batch_cpu)):
-            results.append(spawn(["--one", "tpgan", "--preset", preset, "--batch", str(batch)], args))
 
-    command = "python scripts/bench.py " + " ".join(sys.argv[1:])
-    lines = [f"\n## {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC — `{command}`\n",
-             f"Machine: {machine()}. Medians of {args.repeats} repeats after one warm-up.\n"]
-    for r in results:
-        if "faces_per_s" in r:
-            lines.append(f"- **{r['what']}**: {r['faces_per_s']:.0f} faces/s, {r['frontalization_pairs_per_s']:.0f} "
-                         f"frontalization pairs/s (each pair = 2 renders + 2 alignments), peak RSS "
-                         f"{r['peak_rss_MiB']:.0f} MiB")
-    tp = [r for r in results if "train_images_per_s" in r]
-    if tp:
-        lines += ["", "| TP-GAN | generator params (M) | train images/s (1 D + 1 G step) | inference images/s "
-                  "| peak RSS (MiB) | GPU peak train / inference (MiB) |", "|---|---|---|---|---|---|"]
-        for r in tp:
-            lines.append(f"| {r['what']} | {r['generator_params_M']:.2f} | {r['train_images_per_s']:.2f} | "
-                         f"{r['inference_images_per_s']:.2f} | {r['peak_rss_MiB']:.0f} | "
-                         f"{fmt(r['gpu_peak_train_MiB'])} / {fmt(r['gpu_peak_inference_MiB'])} |")
-    text = "\n".join(lines) + "\n"
+def main(argv: Sequence[str] | None = None) -> str | None:
+    """Run the benchmark of ``model=<name>``; returns the Markdown section (also printed / appended)."""
+    args = parse_args(argv)
+    if args.row:
+        print("RESULT " + json.dumps(run_row(json.loads(args.row))))
+        return None
+    if args.list:
+        print("\n".join(methods()))
+        return None
+    if not any(o.startswith(("model=", "experiment=")) for o in args.overrides):
+        raise SystemExit(f"name a method: model=<name> (a conf/model config, or {RENDERER})")
+    os.environ.setdefault("FACEZOO_OFFLINE", "1")
+    method = method_of_overrides(args.overrides)
+    spec = BENCHES.get(method)
+    if args.official is not None and spec is not None and spec.official is not None:
+        if not (args.official / spec.official.marker).is_file():
+            raise SystemExit(f"--official {args.official}: no {spec.official.marker} there "
+                             f"(expected a checkout of github.com/{spec.official.repo})")
+    body = (bench_renderer(args, list(args.overrides)) if method == RENDERER
+            else bench_method(method, args, list(args.overrides)))
+    command = "python scripts/bench.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    text = (f"\n## {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC — `{command}`\n\n"
+            f"Machine: {machine(args.device)}.\n\n{body}")
     print(text)
     if args.append:
         append_section(args.append, text)
+    return text
 
 
 if __name__ == "__main__":

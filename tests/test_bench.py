@@ -1,0 +1,83 @@
+"""scripts/bench.py: one benchmark entry for every method (tiny sizes, one repeat, rows in this process)."""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import re
+import sys
+
+import pytest
+from conftest import ROOT
+
+from facezoo.config import build_model, compose
+from facezoo.nets.weights import WeightsNotFoundError
+
+_spec = importlib.util.spec_from_file_location("facezoo_bench_script", ROOT / "scripts" / "bench.py")
+bench = sys.modules.setdefault(_spec.name, importlib.util.module_from_spec(_spec))  # dataclasses look it up
+_spec.loader.exec_module(bench)
+
+#: tiny settings every method accepts, plus what makes one of them small enough
+TINY = ["data.size=64", "model.width=0.125"]
+TINY_EXTRA = {"tpgan": ["model.zdim=8", "model.feature_dim=32"],
+              "stylegan2": ["model.latent_dim=32", "model.n_mlp=2", "model.channel_multiplier=1"]}
+FAST = ["--repeats", "1", "--batches", "1,2", "--train-batch", "2", "--no-isolate", "--raise-errors"]
+
+
+def table_rows(text: str) -> dict[tuple[str, int], list[str]]:
+    """``{(row label, batch): cells after the batch}`` of the Markdown table in ``text``."""
+    rows = {}
+    for line in text.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if line.startswith("| ") and len(cells) > 2 and cells[1].isdigit():
+            rows[(cells[0], int(cells[1]))] = cells[2:]
+    return rows
+
+
+def root_cause(err: BaseException) -> BaseException:
+    while err.__cause__ is not None:
+        err = err.__cause__
+    return err
+
+
+@pytest.mark.parametrize("method", bench.methods())
+def test_bench_method_rows(method, tmp_path):
+    out = tmp_path / "benchmarks.md"
+    argv = [f"model={method}", *TINY, *TINY_EXTRA.get(method, []), *FAST, "--append", str(out)]
+    try:
+        text = bench.main(argv)
+    except Exception as err:  # a method trained in stages needs its earlier stage's file (BenchSpec.overrides)
+        if isinstance(root_cause(err), WeightsNotFoundError):
+            pytest.skip(f"{method}: {root_cause(err)}")
+        raise
+
+    assert out.read_text().startswith("# Benchmarks\n") and text in out.read_text()
+    assert f"— `python scripts/bench.py {' '.join(argv)}`" in text          # the exact command on top
+    spec = bench.spec_of(method, compose("train", [f"model={method}"]).model._target_)
+    assert "Machine: " in text and f"| {spec.title} 64², width 0.125 |" in text
+    rows = table_rows(text)
+    labels = {label for label, _ in rows}
+    assert ("facezoo inference (`predict_batch`)", 1) in rows and ("facezoo inference (`predict_batch`)", 2) in rows
+    train = [label for label in labels if label.startswith("facezoo training step (")]
+    assert len(train) == 1 and (train[0], 2) in rows
+    model = build_model(f"model={method}", *TINY, *TINY_EXTRA.get(method, []))  # the step runs every phase
+    assert train[0] == f"facezoo training step ({' → '.join(p.name for p in model.phases if p.at)})"
+    for cells in rows.values():                               # time, images/s, memory: measured, finite
+        time_s, rate, memory = (float(c) for c in cells[:3])
+        assert time_s > 0 and rate > 0 and memory >= 0 and math.isfinite(time_s * rate)
+        assert cells[3:] == ["–", "–", "–"]                   # no --official: no ratios, no difference
+    assert ("Official rows skipped" if spec.official else "Official rows: ") in text
+
+
+def test_make_bench_covers_every_method():
+    """`make bench` runs `--list`: every method with a model config, whether or not BENCHES has an entry."""
+    listed = bench.methods()
+    assert {"tpgan", "psgan", "gannotation"} <= set(listed) and set(bench.BENCHES) <= set(listed)
+    assert "tpgan_official" not in listed and "gannotation_official" not in listed   # variants of a method
+
+
+def test_bench_cli_errors(tmp_path):
+    with pytest.raises(SystemExit, match="name a method"):
+        bench.main(["--repeats", "1"])
+    with pytest.raises(SystemExit, match=re.escape("no psgan/net.py there")):
+        bench.main(["model=psgan", "--official", str(tmp_path)])
