@@ -23,13 +23,7 @@ from facezoo import losses
 from facezoo.face.align import crop_patches
 from facezoo.face.labels import landmarks_68_to_5
 from facezoo.methods.base import GANModule, Phase
-from facezoo.methods.tpgan.networks import (
-    PART_NAMES,
-    Discriminator,
-    TPGANGenerator,
-    part_boxes,
-    part_geometry,
-)
+from facezoo.methods.tpgan.networks import PART_NAMES, Discriminator, TPGANGenerator, part_geometry
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +63,8 @@ class TPGAN(GANModule):
         image_size: side of the aligned faces (128 in the paper; the CPU preset uses 64).
         num_classes: identity classes of the training split (the encoder's cross-entropy head).
         width, zdim, feature_dim, norm, use_local: generator/discriminator settings (networks.py).
+        arch: the layer conventions (:class:`~.networks.TPGANArch` fields or a name of ``networks.ARCHS``):
+            ``None`` the TF release's, ``conf/model/tpgan_iwtw.yaml`` the iwtw PyTorch port's.
         pixel_scales: weights of the full, 1/2 and 1/4 resolution outputs in the pixel term.
         reduction: ``"mean"`` over pixels, or ``"sum_hw"`` (sum over H, W as the TF code does).
         adversarial: ``"ns" | "lsgan" | "hinge" | "wgan"``; ``real_label``: smoothing of real labels (ns).
@@ -87,8 +83,8 @@ class TPGAN(GANModule):
     def __init__(self, *, image_size: int, num_classes: int, width: float, zdim: int, feature_dim: int,
                  norm: str, use_local: bool, pixel_scales, reduction: str, adversarial: str, real_label: float,
                  symmetry_occluded: str, g_steps: int, d_steps: int, loss: Mapping, optimizers: Mapping,
-                 schedulers: Mapping | None = None, frozen: Mapping | None = None, seed: int = 0,
-                 grad_clip: float = 0.0):
+                 arch: Mapping | str | None = None, schedulers: Mapping | None = None, frozen: Mapping | None = None,
+                 seed: int = 0, grad_clip: float = 0.0):
         if reduction not in ("mean", "sum_hw"):
             raise ValueError(f"reduction must be 'mean' or 'sum_hw', got {reduction!r}")
         if len(pixel_scales) != 3:
@@ -101,10 +97,10 @@ class TPGAN(GANModule):
             frozen_terms={"identity_loss": ("g.identity",)}, seed=seed, grad_clip=grad_clip)
         self.save_hyperparameters(ignore=GANModule.CONFIG_ARGS)
         self.generator = TPGANGenerator(image_size=image_size, width=width, zdim=zdim, feature_dim=feature_dim,
-                                        num_classes=num_classes, norm=norm, use_local=use_local)
-        self.discriminator = Discriminator(image_size=image_size, width=width, norm=norm)
-        self.parts = part_geometry(image_size)
-        self.boxes = part_boxes(image_size)
+                                        num_classes=num_classes, norm=norm, use_local=use_local, arch=arch)
+        self.discriminator = Discriminator(image_size=image_size, width=width, norm=norm, arch=arch)
+        self.parts = part_geometry(image_size, self.generator.arch.part_layout)
+        self.boxes = self.generator.part_boxes
         self.adv = losses.AdversarialLoss(adversarial, real_label=real_label)
 
     def optimizer_parameters(self) -> dict:
@@ -129,9 +125,8 @@ class TPGAN(GANModule):
         return out
 
     def noise(self, batch_size: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """z ~ N(0, 0.02²) (TF code), on the module's device."""
-        z = torch.randn(batch_size, self.hparams.zdim, generator=generator)
-        return (0.02 * z).to(self.device)
+        """z of the architecture (TF code: N(0, 0.02²); the iwtw port: U(−1, 1)), on the module's device."""
+        return self.generator.sample_noise(batch_size, generator, self.device)
 
     def forward(self, image: torch.Tensor, points: torch.Tensor, z: torch.Tensor | None = None) -> dict:
         """Frontalize profiles.
