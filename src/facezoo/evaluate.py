@@ -23,6 +23,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from facezoo.checkpoints import load, method_of
+from facezoo.metrics import DISTRIBUTION_METRICS
 from facezoo.utils import FacezooError, atomic_write_json
 
 log = logging.getLogger("facezoo.evaluate")
@@ -86,20 +87,22 @@ def _arcface(cfg: DictConfig):
     return IRSE50.from_pretrained(None if cfg.identity_weights == "ir_se50" else cfg.identity_weights)
 
 
-def fid_metrics(outputs, cfg: DictConfig, device, skipped: dict) -> dict:
-    """One :class:`facezoo.metrics.FID` per output (real statistics of the split's targets), or none with a
-    ``skipped`` line when the FID Inception weights are absent."""
-    from facezoo.metrics import FID
+def distribution_metrics(names, outputs, cfg: DictConfig, device, skipped: dict) -> dict:
+    """``{metric: {output name: FID accumulator}}`` for the requested ``fid`` / ``fld``; a metric whose network
+    weights are absent is left out with a ``skipped`` line."""
+    from facezoo.metrics import FID, distribution_extractor
     from facezoo.nets.weights import WeightsNotFoundError
 
-    try:
-        first = FID(weights=cfg.get("fid_weights"))
-    except (WeightsNotFoundError, FileNotFoundError) as err:
-        skipped["fid"] = f"skipped ({' '.join(str(err).split())})"
-        log.warning("fid %s", skipped["fid"])
-        return {}
-    fids = {name: FID(extractor=first.inception) if i else first for i, name in enumerate(outputs)}
-    return {name: fid.to(device) for name, fid in fids.items()}
+    metrics = {}
+    for name in names:
+        try:
+            extractor = distribution_extractor(name, cfg.get("fid_weights" if name == "fid" else "landmark_weights"))
+        except (WeightsNotFoundError, FileNotFoundError) as err:
+            skipped[name] = f"skipped ({' '.join(str(err).split())})"
+            log.warning("%s %s", name, skipped[name])
+            continue
+        metrics[name] = {out: FID(extractor=extractor).to(device) for out in outputs}
+    return metrics
 
 
 def predictor(model):
@@ -124,12 +127,13 @@ def evaluate(cfg: DictConfig) -> dict:
     subset = torch.utils.data.Subset(dataset, range(n))
     loader = torch.utils.data.DataLoader(subset, batch_size=cfg.batch_size, shuffle=False)
 
-    per_batch = [m for m in model.metrics if m != "fid"]
+    per_batch = [m for m in model.metrics if m not in DISTRIBUTION_METRICS]
     nets, skipped = metric_networks(per_batch, cfg, device)
     baselines = model.evaluation_baselines(datamodule, mean_face_samples=cfg.mean_face_samples)
     outputs = {"model": predictor(model), **{f"baseline_{k}": fn for k, fn in baselines.items()}}
     acc = {name: _Accumulator() for name in outputs}
-    fids = fid_metrics(outputs, cfg, device, skipped) if "fid" in model.metrics else {}
+    distributions = distribution_metrics([m for m in model.metrics if m in DISTRIBUTION_METRICS], outputs, cfg,
+                                         device, skipped)
     for batch in loader:
         batch = {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
         n_batch = batch["image"].shape[0]
@@ -139,16 +143,17 @@ def evaluate(cfg: DictConfig) -> dict:
             if name == "model":
                 values.update(model.evaluation_model_metrics(batch))
             acc[name].add(values, n_batch)
-            if name in fids and "target" in batch:
-                fids[name].update(batch["target"], real=True)
-                fids[name].update(fake.clamp(-1, 1), real=False)
+            for per_output in distributions.values():   # outputs against the real images of the split
+                per_output[name].update(batch.get("target", batch["image"]), real=True)
+                per_output[name].update(fake.clamp(-1, 1), real=False)
 
     flat: dict[str, float] = {}
     for name, a in acc.items():
         prefix = "" if name == "model" else f"{name}/"
         values = a.means()
-        if name in fids and fids[name].real_features_num_samples > 1:
-            values["fid"] = float(fids[name].compute())
+        for metric, per_output in distributions.items():
+            if per_output[name].real_features_num_samples > 1:
+                values[metric] = float(per_output[name].compute())
         flat.update({f"{prefix}{k}": round(v, 6) for k, v in values.items()})
     return {"checkpoint": str(cfg.ckpt_path), "model": train_cfg.model._target_, "split": cfg.split,
             "num_samples": n, "skipped": skipped, "metrics": flat}

@@ -42,10 +42,14 @@ __all__ = [
     "identity_similarity",
     "landmark_nme",
     "region_histogram_distance",
+    "pixel_accuracy",
+    "mean_iou",
     "EYE_CORNERS",
     "FID",
     "MetricSpec",
     "METRICS",
+    "DISTRIBUTION_METRICS",
+    "distribution_extractor",
     "compute_metrics",
 ]
 
@@ -376,6 +380,88 @@ def region_histogram_distance(
     raise ValueError(f"reduction must be 'mean' or 'none', got {reduction!r}")
 
 
+def _check_label_maps(pred: torch.Tensor, target: torch.Tensor) -> None:
+    if not isinstance(pred, torch.Tensor) or not isinstance(target, torch.Tensor):
+        raise TypeError(f"pred and target must be tensors, got {type(pred).__name__} and {type(target).__name__}")
+    if pred.ndim != 3 or pred.shape != target.shape or pred.dtype.is_floating_point or target.dtype.is_floating_point:
+        raise ValueError(f"pred and target must be integer (B, H, W) label maps of the same shape, got "
+                         f"{tuple(pred.shape)} {pred.dtype} and {tuple(target.shape)} {target.dtype}")
+
+
+def pixel_accuracy(pred: torch.Tensor, target: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+    """Fraction of pixels whose label is right (segmentation accuracy of a mask).
+
+    Args:
+        pred: predicted label ids.
+        target: ground-truth label ids.
+        reduction: ``"mean"`` (scalar) or ``"none"`` (per image, :math:`(B,)`).
+
+    Returns:
+        values in [0, 1].
+
+    Shape:
+        - pred, target: :math:`(B, H, W)` integer
+
+    Example:
+        >>> float(pixel_accuracy(torch.tensor([[[0, 1], [1, 1]]]), torch.tensor([[[0, 1], [2, 2]]])))
+        0.5
+    """
+    _check_label_maps(pred, target)
+    return _reduce((pred == target).flatten(1).float().mean(1), reduction)
+
+
+def mean_iou(pred: torch.Tensor, target: torch.Tensor, num_classes: int = 19, reduction: str = "mean") -> torch.Tensor:
+    r"""Mean intersection over union of label maps, per image over the classes present in it.
+
+    For image ``b``: :math:`\frac{1}{|C_b|} \sum_{c \in C_b} |P_c \cap T_c| / |P_c \cup T_c|`, where :math:`C_b` are
+    the classes that appear in the prediction or the target (a class absent from both does not count).
+    Averaging per image (not over a dataset's pooled confusion matrix) makes it a per-batch metric.
+
+    Args:
+        pred: predicted label ids in ``[0, num_classes - 1]``.
+        target: ground-truth label ids, same range.
+        num_classes: number of label ids (19 CelebAMask-HQ labels).
+        reduction: ``"mean"`` or ``"none"`` (per image).
+
+    Returns:
+        values in [0, 1].
+
+    Shape:
+        - pred, target: :math:`(B, H, W)` integer
+
+    Example:
+        >>> round(float(mean_iou(torch.tensor([[[0, 1], [1, 1]]]), torch.tensor([[[0, 1], [0, 1]]]), 2)), 4)
+        0.5833
+    """
+    _check_label_maps(pred, target)
+    b = pred.shape[0]
+    pred, target = pred.reshape(b, -1).long(), target.reshape(b, -1).long()
+    if pred.numel() and (min(int(pred.min()), int(target.min())) < 0
+                         or max(int(pred.max()), int(target.max())) >= num_classes):
+        raise ValueError(f"label ids must lie in [0, {num_classes - 1}]")
+    offset = torch.arange(b, device=pred.device)[:, None] * num_classes
+    count = functools.partial(torch.bincount, minlength=b * num_classes)
+    pred_n = count((pred + offset).flatten()).view(b, num_classes)
+    target_n = count((target + offset).flatten()).view(b, num_classes)
+    inter = count((pred + offset)[pred == target].flatten()).view(b, num_classes)
+    union = pred_n + target_n - inter
+    present = union > 0
+    iou = inter.float() / union.clamp(min=1).float()
+    return _reduce((iou * present).sum(1) / present.sum(1).clamp(min=1), reduction)
+
+
+def _parsed_accuracy(fake: torch.Tensor, real: torch.Tensor | None, parser: Callable[[torch.Tensor], torch.Tensor],
+                     target_mask: torch.Tensor) -> torch.Tensor:
+    """:func:`pixel_accuracy` of the labels ``parser`` reads from the output against ``target_mask``."""
+    return pixel_accuracy(parser(fake), target_mask)
+
+
+def _parsed_miou(fake: torch.Tensor, real: torch.Tensor | None, parser: Callable[[torch.Tensor], torch.Tensor],
+                 target_mask: torch.Tensor) -> torch.Tensor:
+    """:func:`mean_iou` of the labels ``parser`` reads from the output against ``target_mask``."""
+    return mean_iou(parser(fake), target_mask)
+
+
 @dataclass(frozen=True)
 class MetricSpec:
     """A per-batch metric in :data:`METRICS`.
@@ -429,6 +515,30 @@ def _region_histograms_to_reference(fake: torch.Tensor, real: torch.Tensor | Non
     return {f"hist_ref_{name}": dist[i] for i, name in enumerate(region_names)}
 
 
+#: Metrics over a whole split, computed by ``facezoo.evaluate`` (Fréchet distances of feature distributions):
+#: ``fid`` (the FID Inception) and ``fld`` (facezoo's synthetic-face landmark network). Per-batch evaluation
+#: (:func:`compute_metrics`, validation steps) leaves them out.
+DISTRIBUTION_METRICS = ("fid", "fld")
+
+def distribution_extractor(name: str, weights: str | os.PathLike | None = None) -> nn.Module:
+    """The feature network of a distribution metric, for :class:`FID`: ``fid`` the FID Inception, ``fld``
+    facezoo's synthetic-face landmark network (:class:`facezoo.nets.landmarks.LandmarkFeatures`, shipped with the
+    package). ``weights``: an explicit file (``None`` resolves the default one).
+
+    Raises:
+        facezoo.nets.weights.WeightsNotFoundError: the weights cannot be found (one line naming the file).
+    """
+    if name == "fid":
+        from facezoo.nets.inception import FIDInceptionV3
+
+        return FIDInceptionV3.from_pretrained(weights)
+    if name == "fld":
+        from facezoo.nets.landmarks import HeatmapLandmarkNet, LandmarkFeatures
+
+        return LandmarkFeatures(HeatmapLandmarkNet.from_pretrained(weights))
+    raise KeyError(f"unknown distribution metric {name!r}; known: {list(DISTRIBUTION_METRICS)}")
+
+
 #: Per-batch metric registry: name -> :class:`MetricSpec`.
 METRICS: dict[str, MetricSpec] = {
     "l1": MetricSpec(l1, {}, False),
@@ -444,6 +554,12 @@ METRICS: dict[str, MetricSpec] = {
         optional={"target_landmarks": "target_landmarks"},
         needs_target=False,
     ),
+    # the output's labels as `mask_parser` (images -> (B, H, W) ids) reads them, against `target_mask`: MaskVAE's
+    # reconstructions (the palette inverse), MaskGAN's renderings (a face parser), the paper's "segmentation accuracy"
+    "mask_accuracy": MetricSpec(_parsed_accuracy, {"mask_parser": "parser", "target_mask": "target_mask"}, True,
+                                needs_target=False),
+    "mask_miou": MetricSpec(_parsed_miou, {"mask_parser": "parser", "target_mask": "target_mask"}, True,
+                            needs_target=False),
     "region_hist": MetricSpec(_region_histograms, {"regions": "regions", "region_names": "region_names"}, False),
     "region_hist_ref": MetricSpec(
         _region_histograms_to_reference,
@@ -473,7 +589,8 @@ def compute_metrics(names: Sequence[str], fake: torch.Tensor, real: torch.Tensor
         **inputs: the networks / inputs the metrics need: ``lpips_net`` (an ``lpips.LPIPS``), ``id_net``
             (identity network), ``landmark_net`` (images -> (B, N, 2)), ``target_landmarks`` ((B, N, 2) ground
             truth for ``nme``), ``regions`` / ``region_names`` / ``reference`` / ``reference_regions`` for the
-            per-region histogram distances.
+            per-region histogram distances, ``mask_parser`` (images -> label ids) and ``target_mask`` for
+            ``mask_accuracy`` / ``mask_miou``.
 
     Returns:
         ``{name: scalar tensor}`` in the order of ``names`` (a metric with several values adds each by name).
@@ -484,6 +601,8 @@ def compute_metrics(names: Sequence[str], fake: torch.Tensor, real: torch.Tensor
     """
     results: dict[str, torch.Tensor] = {}
     for name in names:
+        if name in DISTRIBUTION_METRICS and skip_missing:
+            continue
         if name not in METRICS:
             raise KeyError(f"unknown metric {name!r}; known: {sorted(METRICS)}")
         spec = METRICS[name]

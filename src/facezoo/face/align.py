@@ -167,3 +167,52 @@ def crop_patches(images: torch.Tensor, centers: torch.Tensor, size: tuple[int, i
         y0 = min(max(y0, 0), height + pad)
         out.append(padded[i, :, y0:y0 + h, x0:x0 + w])
     return torch.stack(out)
+
+
+def ffhq_quad(landmarks: np.ndarray) -> np.ndarray:
+    """The FFHQ crop of a face: the oriented square (4 corners) of Karras et al.'s dataset tool.
+
+    From the 68 iBUG points: eyes' and mouth's centres give the crop's centre (eye centre moved 10 % towards the
+    mouth), orientation (eye-to-eye direction, tilted by the eye-to-mouth one) and half-size
+    ``max(2·|eye-to-eye|, 1.8·|eye-to-mouth|)`` (``NVlabs/ffhq-dataset: download_ffhq.py recreate_aligned_images``,
+    used by ``eladrich/pixel2style2pixel: scripts/align_all_parallel.py``).
+
+    Args:
+        landmarks: ``(68, 2)`` (x, y) pixels.
+
+    Returns:
+        ``(4, 2)`` corners: top-left, bottom-left, bottom-right, top-right.
+    """
+    lm = np.asarray(landmarks, np.float64)
+    if lm.shape != (68, 2):
+        raise ValueError(f"ffhq_quad needs (68, 2) landmarks, got {lm.shape}")
+    eye_left, eye_right = lm[36:42].mean(0), lm[42:48].mean(0)
+    eye_avg, eye_to_eye = (eye_left + eye_right) / 2, eye_right - eye_left
+    mouth_avg = (lm[48] + lm[54]) / 2
+    eye_to_mouth = mouth_avg - eye_avg
+    x = eye_to_eye - np.flipud(eye_to_mouth) * [-1, 1]
+    x /= np.hypot(*x)
+    x *= max(np.hypot(*eye_to_eye) * 2.0, np.hypot(*eye_to_mouth) * 1.8)
+    y = np.flipud(x) * [-1, 1]
+    c = eye_avg + eye_to_mouth * 0.1
+    return np.stack([c - x - y, c - x + y, c + x + y, c + x - y])
+
+
+def align_ffhq(image: np.ndarray, landmarks: np.ndarray, size: int = 256) -> np.ndarray:
+    """Warp a photo to the FFHQ crop of its face (:func:`ffhq_quad`), ``size`` × ``size``, bilinear.
+
+    Pixels of the quad outside the photo are black (the dataset tool pads with a blurred reflection; facezoo
+    keeps the plain crop).
+
+    Args:
+        image: ``(H, W, 3)`` uint8 RGB.
+        landmarks: ``(68, 2)`` (x, y) pixels of ``image``.
+        size: output side.
+
+    Returns:
+        ``(size, size, 3)`` uint8.
+    """
+    quad = ffhq_quad(landmarks)
+    dst = np.array([[0, 0], [0, size], [size, size], [size, 0]], np.float64)
+    matrix = umeyama(quad, dst)        # the quad is a square: a similarity maps it exactly
+    return warp_affine(image, matrix, size)

@@ -328,15 +328,48 @@ class GANModule(L.LightningModule):
         self.evaluation_step(batch, "test")
 
     def evaluation_step(self, batch: Mapping, stage: str) -> None:
-        """Log ``<stage>/<metric>`` of :meth:`predict_batch` (and ``l1_input``, the "do nothing" reference)."""
+        """Log ``<stage>/<metric>`` of :meth:`predict_batch` (and ``l1_input``, the "do nothing" reference);
+        feed the split's distribution metrics (:attr:`validation_distributions`)."""
         from facezoo import metrics
 
-        values = self.evaluation_metrics(self.predict_batch(batch), batch)
+        output = self.predict_batch(batch)
+        values = self.evaluation_metrics(output, batch)
         if "target" in batch:
             values["l1_input"] = metrics.l1(batch["image"], batch["target"])
         values.update(self.evaluation_model_metrics(batch))
-        self.log_dict({f"{stage}/{k}": v for k, v in values.items()}, batch_size=batch["image"].shape[0],
-                      sync_dist=True, prog_bar=stage == "val")
+        for fid in self._distributions().values():
+            fid.update(batch.get("target", batch["image"]), real=True)
+            fid.update(output.clamp(-1, 1), real=False)
+        if values:
+            self.log_dict({f"{stage}/{k}": v for k, v in values.items()}, batch_size=batch["image"].shape[0],
+                          sync_dist=True, prog_bar=stage == "val")
+
+    #: distribution metrics (:data:`facezoo.metrics.DISTRIBUTION_METRICS`) computed over the validation and test
+    #: splits and logged as ``<stage>/<name>`` (StyleGAN2: ``fld``, its model-selection metric)
+    validation_distributions: tuple[str, ...] = ()
+
+    def _distributions(self) -> dict:
+        """``{name: FID accumulator}`` of :attr:`validation_distributions`, built once (outside the state dict)."""
+        cache = self.__dict__.setdefault("_distribution_metrics", None)
+        if cache is None:
+            from facezoo.metrics import FID, distribution_extractor
+
+            cache = {name: FID(extractor=distribution_extractor(name), reset_real_features=True).to(self.device)
+                     for name in self.validation_distributions}
+            self.__dict__["_distribution_metrics"] = cache
+        return cache
+
+    def _log_distributions(self, stage: str) -> None:
+        for name, fid in self._distributions().items():
+            if fid.real_features_num_samples > 1 and fid.fake_features_num_samples > 1:
+                self.log(f"{stage}/{name}", fid.compute(), prog_bar=stage == "val")
+            fid.reset()
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_distributions("val")
+
+    def on_test_epoch_end(self) -> None:
+        self._log_distributions("test")
 
     def sample_rows(self, batch: Mapping) -> dict[str, torch.Tensor]:
         """Rows of a sample grid (``facezoo.callbacks.SampleGrid``): :meth:`sample_images` in eval mode, no grad,
