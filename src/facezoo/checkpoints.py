@@ -55,12 +55,14 @@ def load(ckpt_path: str | Path, data_overrides: Mapping | None = None, map_locat
     """
     from hydra.utils import instantiate
 
+    from facezoo.config import instantiate_model
+
     ckpt = read_checkpoint(ckpt_path, map_location)
     cfg = OmegaConf.create(ckpt["facezoo_config"])
     if data_overrides:
         cfg.data = OmegaConf.merge(cfg.data, OmegaConf.create(dict(data_overrides)))
     datamodule = instantiate(cfg.data, _convert_="all")
-    model = instantiate(cfg.model, _convert_="all")
+    model = instantiate_model(cfg.model)
     model.load_state_dict(ckpt["state_dict"])
     model.on_load_checkpoint(ckpt)
     model.eval()

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-__all__ = ["CONF_DIR", "compose", "build_model", "config_names"]
+__all__ = ["CONF_DIR", "compose", "build_model", "instantiate_model", "config_names"]
 
 #: The config tree shipped inside the package (``conf/`` at the repository root).
 CONF_DIR = Path(__file__).resolve().parent / "conf"
@@ -36,11 +36,27 @@ def compose(config_name: str = "train", overrides: Sequence[str] = ()) -> DictCo
         return hydra_compose(config_name, overrides=overrides)
 
 
-def build_model(*overrides: str):
-    """The LightningModule of ``compose("train", overrides).model``: ``build_model("model=psgan", ...)``."""
+def instantiate_model(model_cfg: DictConfig):
+    """``instantiate(model_cfg)``; a user-facing error inside the constructor (a missing or wrong file the model
+    loads, e.g. MaskGAN's stage-1 MaskVAE) stays one :class:`~facezoo.utils.FacezooError` line instead of Hydra's
+    wrapped traceback."""
+    from hydra.errors import InstantiationException
     from hydra.utils import instantiate
 
-    return instantiate(compose("train", overrides).model, _convert_="all")
+    from facezoo.nets.weights import WeightsNotFoundError
+    from facezoo.utils import FacezooError
+
+    try:
+        return instantiate(model_cfg, _convert_="all")
+    except InstantiationException as err:
+        if isinstance(err.__cause__, (FacezooError, WeightsNotFoundError)):
+            raise FacezooError(str(err.__cause__)) from None
+        raise
+
+
+def build_model(*overrides: str):
+    """The LightningModule of ``compose("train", overrides).model``: ``build_model("model=psgan", ...)``."""
+    return instantiate_model(compose("train", overrides).model)
 
 
 def config_names(group: str) -> list[str]:

@@ -14,9 +14,9 @@ Conventions (see ``docs/architecture.md``):
   the weights that are part of a loss's definition (multi-scale L1 weights, pix2pixHD feature-matching
   weights, the WGAN-GP weight).
 
-Sections: adversarial objectives, pixel losses, symmetry, total variation, heatmap loss, the PSGAN makeup
-loss, perceptual, identity. Operations that are not losses live elsewhere: landmark heatmaps in
-:mod:`facezoo.face.heatmaps`, histogram matching in :mod:`facezoo.ops`.
+Sections: adversarial objectives, discriminator feature matching, pixel losses, symmetry, total variation,
+heatmap loss, the PSGAN makeup loss, the VAE's KL divergence, perceptual, identity. Operations that are not
+losses live elsewhere: landmark heatmaps in :mod:`facezoo.face.heatmaps`, histogram matching in :mod:`facezoo.ops`.
 """
 
 from __future__ import annotations
@@ -38,10 +38,12 @@ __all__ = [
     "IdentityLoss",
     "PerceptualLoss",
     "adversarial_losses",
+    "feature_matching_loss",
     "gradient_penalty",
     "heatmap_loss",
     "hinge_d_loss",
     "hinge_g_loss",
+    "kl_divergence",
     "lsgan_d_loss",
     "lsgan_g_loss",
     "makeup_loss",
@@ -351,6 +353,59 @@ class AdversarialLoss(nn.Module):
 
 
 # --------------------------------------------------------------------------------------------------
+# discriminator feature matching (pix2pixHD, MaskGAN)
+# --------------------------------------------------------------------------------------------------
+
+
+def feature_matching_loss(fake_features: Sequence[Sequence[Tensor]],
+                          real_features: Sequence[Sequence[Tensor]]) -> Tensor:
+    r"""pix2pixHD's discriminator feature-matching loss, with its layer and scale weights.
+
+    :math:`\frac{1}{D} \sum_{d=1}^{D} \frac{4}{L} \sum_{l=1}^{L} \mathrm{mean}\,|F^d_l(\hat y) -
+    \mathrm{sg}[F^d_l(y)]|` over the ``L`` intermediate feature maps of each of the ``D`` scales of a multi-scale
+    discriminator that returns every layer's output (``getIntermFeat``): the last output of each scale (the
+    patch logits) is not matched, so ``L = n_layers_D + 1`` and the weights are pix2pixHD's
+    ``4 / (n_layers_D + 1)`` and ``1 / num_D`` (``NVIDIA/pix2pixHD: models/pix2pixHD_model.py``, also
+    ``switchablenorms/CelebAMask-HQ: MaskGAN_demo/models/pix2pixHD_model.py forward``). The real features are
+    detached; the caller's weight is ``lambda_feat`` (10).
+
+    Args:
+        fake_features: per scale, the discriminator's outputs on generated images (features, then logits).
+        real_features: the same structure on real images.
+
+    Returns:
+        scalar tensor, >= 0.
+
+    Raises:
+        ValueError: the two structures differ, a scale has no intermediate features, or shapes differ.
+
+    Example:
+        >>> fake = [[torch.ones(1, 2, 4, 4), torch.zeros(1, 1, 2, 2)]]    # one scale: one feature map + logits
+        >>> real = [[torch.zeros(1, 2, 4, 4), torch.ones(1, 1, 2, 2)]]
+        >>> feature_matching_loss(fake, real)                              # 4/1 * |1 - 0|, logits ignored
+        tensor(4.)
+    """
+    if not isinstance(fake_features, (list, tuple)) or not isinstance(real_features, (list, tuple)):
+        raise ValueError("fake_features and real_features must be lists over discriminator scales")
+    fake_sizes = [len(s) if isinstance(s, (list, tuple)) else None for s in fake_features]
+    real_sizes = [len(s) if isinstance(s, (list, tuple)) else None for s in real_features]
+    if not fake_sizes or None in fake_sizes or fake_sizes != real_sizes:
+        raise ValueError(f"fake_features and real_features must be equal, non-empty lists of feature lists, "
+                         f"got sizes {fake_sizes} and {real_sizes}")
+    if min(fake_sizes) < 2:
+        raise ValueError("every scale needs intermediate features before its logits (getIntermFeat)")
+    total = None
+    for fake_scale, real_scale in zip(fake_features, real_features):
+        weight = 4.0 / (len(fake_scale) - 1) / len(fake_features)
+        for f, r in zip(fake_scale[:-1], real_scale[:-1]):
+            _check_same_shape(_check_tensor(f, "fake feature"), _check_tensor(r, "real feature"),
+                              "fake and real features")
+            term = weight * (f - r.detach()).abs().mean()
+            total = term if total is None else total + term
+    return total
+
+
+# --------------------------------------------------------------------------------------------------
 # pixel losses
 # --------------------------------------------------------------------------------------------------
 
@@ -573,6 +628,41 @@ def makeup_loss(
     target = histogram_match(fake.detach(), reference, source_mask, reference_mask)
     target_scaled = _to_unit(target) * value_range
     return (_to_unit(fake) * value_range * m - target_scaled * m).abs().mean()
+
+
+# --------------------------------------------------------------------------------------------------
+# VAE (MaskGAN's MaskVAE)
+# --------------------------------------------------------------------------------------------------
+
+
+def kl_divergence(mu: Tensor, logvar: Tensor) -> Tensor:
+    r"""KL divergence of a diagonal Gaussian posterior from the standard normal prior.
+
+    :math:`\mathrm{KL}(\mathcal N(\mu, \sigma^2) \,\|\, \mathcal N(0, I)) = -\frac{1}{2} \sum_k (1 + \log\sigma_k^2 -
+    \mu_k^2 - \sigma_k^2)`, **summed** over the latent dimensions and **averaged** over the batch (the VAE
+    term of Kingma & Welling).
+
+    Args:
+        mu: posterior means.
+        logvar: posterior log-variances :math:`\log\sigma^2`, same shape.
+
+    Returns:
+        scalar tensor, >= 0 (0 when ``mu = 0`` and ``logvar = 0``).
+
+    Shape:
+        - mu, logvar: :math:`(B, D)` (or :math:`(B, *)`: all dimensions but the first are latent dimensions)
+
+    Example:
+        >>> kl_divergence(torch.zeros(2, 8), torch.zeros(2, 8))
+        tensor(0.)
+    """
+    _check_tensor(mu, "mu")
+    _check_tensor(logvar, "logvar")
+    if mu.ndim < 2:
+        raise ValueError(f"mu must have shape (B, D), got {tuple(mu.shape)}")
+    _check_same_shape(mu, logvar, "mu and logvar")
+    kl = -0.5 * (1.0 + logvar - mu.square() - logvar.exp())
+    return kl.flatten(1).sum(1).mean()
 
 
 # --------------------------------------------------------------------------------------------------

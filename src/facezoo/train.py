@@ -25,6 +25,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from facezoo.checkpoints import read_checkpoint
+from facezoo.config import instantiate_model
 from facezoo.utils import FacezooError, append_csv_row, apply_gpus_alias, atomic_write_json, check_devices
 
 log = logging.getLogger("facezoo.train")
@@ -49,7 +50,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     L.seed_everything(cfg.seed, workers=True)
 
     datamodule = instantiate(cfg.data, _convert_="all")
-    model = instantiate(cfg.model, _convert_="all")
+    model = instantiate_model(cfg.model)
     model.facezoo_config = OmegaConf.to_container(cfg, resolve=True)
 
     callbacks = instantiate_group(cfg.get("callbacks"))

@@ -6,12 +6,15 @@ import torch
 
 from facezoo.face.labels import (
     CELEBAMASK_HQ,
+    CELEBAMASK_HQ_COLORS,
     FACE_PARSING_PYTORCH,
     IBUG68_HFLIP,
     IBUG68_PARTS,
     MT,
+    colorize_labels,
     convert_labels,
     label_lut,
+    labels_from_colors,
     landmarks_68_to_5,
     landmarks_68_to_66,
 )
@@ -80,3 +83,22 @@ def test_landmark_scheme_converters():
     assert torch.allclose(five[0, 0], lm[36:42].mean(0)) and torch.equal(five[0, 3], lm[48])
     with pytest.raises(ValueError, match="expected 68"):
         landmarks_68_to_5(lm[:66])
+
+
+def test_label_colours_distinct_and_round_trip():
+    assert len(CELEBAMASK_HQ_COLORS) == len(CELEBAMASK_HQ) and len(set(CELEBAMASK_HQ_COLORS)) == len(CELEBAMASK_HQ)
+    mask = torch.arange(19).repeat(2, 3, 1)                                   # (2, 3, 19): every id
+    picture = colorize_labels(mask)
+    assert picture.shape == (2, 3, 3, 19) and picture.min() >= -1 and picture.max() <= 1
+    assert torch.allclose(picture[0, :, 0, 13], torch.tensor([90, 50, 160]) / 127.5 - 1)       # hair
+    assert torch.equal(labels_from_colors(picture), mask)
+    assert torch.equal(labels_from_colors(picture + 0.02 * torch.randn_like(picture)), mask)  # nearest colour
+
+
+def test_label_colours_reject_bad_input():
+    with pytest.raises(ValueError, match="ids must lie"):
+        colorize_labels(torch.tensor([[[19]]]))
+    with pytest.raises(ValueError, match="integer"):
+        colorize_labels(torch.zeros(1, 2, 2))
+    with pytest.raises(ValueError, match="shape"):
+        labels_from_colors(torch.zeros(1, 1, 2, 2))

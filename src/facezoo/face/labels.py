@@ -25,6 +25,9 @@ __all__ = [
     "MT",
     "label_lut",
     "convert_labels",
+    "CELEBAMASK_HQ_COLORS",
+    "colorize_labels",
+    "labels_from_colors",
     "IBUG68_PARTS",
     "IBUG68_HFLIP",
     "landmarks_68_to_66",
@@ -123,6 +126,75 @@ def convert_labels(mask: torch.Tensor | np.ndarray, src: str, dst: str):
     if mask.size and int(mask.max()) >= len(lut):
         raise ValueError(f"label {int(mask.max())} is out of range for scheme {src!r}")
     return lut[mask]
+
+
+#: One RGB colour (0-255) per CelebAMask-HQ id, for pictures of label maps (sample grids, MaskVAE outputs):
+#: background, skin, nose, eye_g, l_eye, r_eye, l_brow, r_brow, l_ear, r_ear, mouth, u_lip, l_lip, hair, hat,
+#: ear_r, neck_l, neck, cloth. The colours are pairwise distinct, so :func:`labels_from_colors` inverts them.
+CELEBAMASK_HQ_COLORS: tuple[tuple[int, int, int], ...] = (
+    (0, 0, 0), (204, 153, 102), (255, 200, 0), (255, 255, 255), (0, 120, 255), (0, 220, 255),
+    (120, 60, 0), (180, 100, 30), (255, 0, 120), (200, 0, 200), (60, 0, 0), (255, 40, 40),
+    (160, 0, 60), (90, 50, 160), (0, 160, 80), (0, 255, 0), (150, 150, 0), (230, 120, 90),
+    (60, 90, 140),
+)
+
+
+def _palette(colors, device) -> torch.Tensor:
+    """``(K, 3)`` float palette in [-1, 1] (the image convention)."""
+    return torch.tensor(colors, dtype=torch.float32, device=device) / 127.5 - 1.0
+
+
+def colorize_labels(mask: torch.Tensor, colors=CELEBAMASK_HQ_COLORS) -> torch.Tensor:
+    """A label map as a colour image: each id gets its colour from ``colors``.
+
+    Args:
+        mask: integer ids in ``[0, len(colors) - 1]``.
+        colors: RGB triples 0-255, one per id (default :data:`CELEBAMASK_HQ_COLORS`).
+
+    Returns:
+        the picture in [-1, 1] (the image convention of facezoo).
+
+    Shape:
+        - mask: :math:`(B, H, W)` int64
+        - output: :math:`(B, 3, H, W)` float32
+
+    Example:
+        >>> colorize_labels(torch.tensor([[[0, 3]]]))[0, :, 0].tolist()
+        [[-1.0, 1.0], [-1.0, 1.0], [-1.0, 1.0]]
+    """
+    if not isinstance(mask, torch.Tensor) or mask.ndim != 3 or mask.dtype.is_floating_point:
+        shape = tuple(mask.shape) if isinstance(mask, torch.Tensor) else type(mask).__name__
+        raise ValueError(f"mask must be an integer (B, H, W) label map, got {shape}")
+    if mask.numel() and (int(mask.min()) < 0 or int(mask.max()) >= len(colors)):
+        raise ValueError(f"mask ids must lie in [0, {len(colors) - 1}], got [{int(mask.min())}, {int(mask.max())}]")
+    return _palette(colors, mask.device)[mask.long()].permute(0, 3, 1, 2).contiguous()
+
+
+def labels_from_colors(image: torch.Tensor, colors=CELEBAMASK_HQ_COLORS) -> torch.Tensor:
+    """The inverse of :func:`colorize_labels`: each pixel gets the id of the nearest palette colour.
+
+    Args:
+        image: a colour picture of a label map in [-1, 1] (exact palette colours give exact ids).
+        colors: the palette (default :data:`CELEBAMASK_HQ_COLORS`).
+
+    Returns:
+        int64 ids.
+
+    Shape:
+        - image: :math:`(B, 3, H, W)`
+        - output: :math:`(B, H, W)`
+
+    Example:
+        >>> mask = torch.tensor([[[0, 13], [1, 18]]])
+        >>> torch.equal(labels_from_colors(colorize_labels(mask)), mask)
+        True
+    """
+    if not isinstance(image, torch.Tensor) or image.ndim != 4 or image.shape[1] != 3:
+        shape = tuple(image.shape) if isinstance(image, torch.Tensor) else type(image).__name__
+        raise ValueError(f"image must have shape (B, 3, H, W), got {shape}")
+    palette = _palette(colors, image.device).to(image.dtype)                   # (K, 3)
+    dist = (image[:, None] - palette[None, :, :, None, None]).square().sum(2)  # (B, K, H, W)
+    return dist.argmin(1)
 
 
 # --------------------------------------------------------------------------------------- landmarks
