@@ -2,7 +2,8 @@
 
 The images are crops made by TP-GAN's ``face_db_align_single_custom.m`` (eye centre at ``y = 40``,
 eye-centre-to-mouth-centre distance 48 px, see :func:`facezoo.face.align.multipie_alignment`), named
-``SSS_ss_rr_CCC_II`` = subject, session, recording, camera, illumination (``HRLTY/TP-GAN: net_input_everything_featparts.py``).
+``SSS_ss_rr_CCC_II`` = subject, session, recording, camera, illumination
+(``HRLTY/TP-GAN: net_input_everything_featparts.py``).
 facezoo reads this layout::
 
     <root>/images/SSS_ss_rr_CCC_II_cropped.png   RGB crops (128×128; any size works, resized to ``size``)

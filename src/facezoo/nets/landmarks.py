@@ -1,8 +1,8 @@
 """A small heatmap landmark network: facezoo's landmark detector for synthetic faces (evaluation tool).
 
 GANnotation is judged by how well a landmark detector finds the *target* points on the generated faces
-(the FG 2020 paper's protocol, arXiv 2004.07165). Real-photo detectors (dlib, face-alignment) do not work on the renderer's
-cartoon faces, so facezoo trains this network on :mod:`facezoo.data.synthetic` itself
+(the FG 2020 paper's protocol, arXiv 2004.07165). Real-photo detectors (dlib, face-alignment) do not work
+on the renderer's cartoon faces, so facezoo trains this network on :mod:`facezoo.data.synthetic` itself
 (``scripts/train_landmark_net.py``) and reports its own NME on held-out identities next to the NME it
 measures on generated faces.
 

@@ -1,6 +1,7 @@
 """GANnotation's LightningModule: landmark-guided re-posing trained on A → B → C triplets.
 
-Notation (``ESanchezLozano/GANnotation: training/GANnotation.py``): ``G(A, H_B)`` is face A re-posed to the heatmaps of B's landmarks.
+Notation (``ESanchezLozano/GANnotation: training/GANnotation.py``): ``G(A, H_B)`` is face A re-posed to the
+heatmaps of B's landmarks.
 The batch is a re-posing sample dict (:class:`facezoo.data.synthetic.SyntheticReposing`, the 300VW loader):
 ``image`` (A), ``target`` (B), ``third`` (C) and their ``landmarks`` / ``target_landmarks`` /
 ``third_landmarks`` (68 iBUG points, pixels). Heatmaps are computed here, not by the dataset

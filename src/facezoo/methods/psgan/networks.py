@@ -14,7 +14,8 @@ Transfer", CVPR 2020) transfers the makeup of a reference face ``y`` onto a sour
 
 The layer structure follows the official code (``wtjiang98/PSGAN: psgan/net.py`` — ``Generator``,
 ``ResidualBlock``, ``GetMatrix``, ``Discriminator``; ``psgan/preprocess.py`` — ``PreProcess.process``,
-``copy_area``), so the released ``G.pth`` loads with a key mapping and ``strict=True`` (:mod:`facezoo.methods.psgan.official`).
+``copy_area``), so the released ``G.pth`` loads with a key mapping and ``strict=True``
+(:mod:`facezoo.methods.psgan.official`).
 
 What differs from the official code (none changes a weight or, up to float rounding, a result):
 
@@ -180,7 +181,8 @@ def _box_mask(points: Tensor, margin: int, height: int, width: int) -> Tensor:
 def region_masks_from_parsing(mask: Tensor, landmarks: Tensor, eye_margin: int | None = None) -> Tensor:
     r"""PSGAN's three makeup regions (lips, skin, eye shadow) from a face parsing and the landmarks.
 
-    The official construction (``wtjiang98/PSGAN: psgan/preprocess.py PreProcess.process``, ``copy_area``; ``configs/base.yaml PREPROCESS``):
+    The official construction (``wtjiang98/PSGAN: psgan/preprocess.py PreProcess.process``, ``copy_area``;
+    ``configs/base.yaml PREPROCESS``):
 
     * **lip** = upper lip + lower lip (``u_lip``, ``l_lip``);
     * **skin** = skin + nose (MT's "face" and "nose" classes);
