@@ -28,14 +28,21 @@ TPGAN = [
         "print({k: tuple(v.shape) for k, v in batch.items() if torch.is_tensor(v)})\n"
         "display(Image.fromarray(make_grid({'profile': batch['image'], 'frontal': batch['target']})))"
     ),
-    new_markdown_cell("The module, its generator's outputs and the loss terms of one G step:"),
+    new_markdown_cell(
+        "The module, built from its config (`conf/model/tpgan.yaml` holds every default; the overrides are "
+        "the command line's), its generator's outputs and the unweighted loss terms of one G step "
+        "(their weights: `model.loss.g.<term>`):"
+    ),
     new_code_cell(
-        "from facezoo.methods.tpgan.module import TPGAN, five_points\n\n"
-        "model = TPGAN(image_size=SIZE, num_classes=4, width=WIDTH, zdim=8, feature_dim=32,\n"
-        "              identity_net={'weights': None})\n"
+        "from facezoo.config import build_model\n"
+        "from facezoo.methods.tpgan.module import five_points\n\n"
+        "model = build_model('model=tpgan', f'data.size={SIZE}', f'model.width={WIDTH}', 'model.zdim=8',\n"
+        "                    'model.feature_dim=32', 'data.splits.train.num_identities=4',\n"
+        "                    'model.frozen.identity_loss=null')  # no LightCNN weights here: identity term off\n"
         "out = model(batch['image'], five_points(batch))\n"
         "print({k: tuple(v.shape) for k, v in out.items() if torch.is_tensor(v)})\n"
-        "terms = model.generator_terms(batch, out)\n"
+        "print('weights:', model.loss_weights['g'])\n"
+        "terms = model.g_terms(batch)\n"
         "{k: round(float(v), 4) for k, v in terms.items()}"
     ),
     new_markdown_cell("A few training batches with Lightning, then the frontalized validation faces:"),

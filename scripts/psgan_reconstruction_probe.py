@@ -23,8 +23,8 @@ import torch
 from torch.utils.data import default_collate
 
 from facezoo import losses
+from facezoo.config import build_model
 from facezoo.data.synthetic import SyntheticMakeup
-from facezoo.methods.psgan.module import PSGAN
 
 
 def main(argv=None) -> dict:
@@ -42,7 +42,8 @@ def main(argv=None) -> dict:
     torch.manual_seed(args.seed)
     train = SyntheticMakeup("train", size=args.size, length=args.steps * args.batch, num_identities=400)
     test = SyntheticMakeup("test", size=args.size, length=args.test_samples, num_identities=32)
-    model = PSGAN(image_size=args.size, width=args.width, perceptual_net={"weights": None})
+    model = build_model("model=psgan", f"data.size={args.size}", f"model.width={args.width}",
+                        "model.frozen.perceptual_loss=null")       # the probe uses only the generator
     optimizer = torch.optim.Adam(model.generator.parameters(), args.lr, betas=(0.5, 0.999))
     test_x, _ = model.faces(default_collate([test[i] for i in range(len(test))]))
 

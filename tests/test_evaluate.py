@@ -20,7 +20,30 @@ def test_evaluate_writes_model_and_baseline_metrics(tiny_tpgan_run, tmp_path):
             assert f"{prefix}{metric}" in m
     # the metrics are measured, not copied: baselines differ from each other and from the model
     assert len({m["l1"], m["baseline_input/l1"], m["baseline_mean_frontal/l1"]}) == 3
-    assert result["lpips"].startswith("skipped")  # no AlexNet weights offline
+    assert result["skipped"] == {}  # TP-GAN lists no metric that needs a network
+
+
+def test_metrics_whose_networks_are_missing_are_reported_skipped(tiny_tpgan_run, tmp_path, monkeypatch):
+    """A listed metric whose weights are absent (LPIPS' AlexNet, ArcFace) is skipped with the reason, for the
+    model and every baseline alike; the others are computed."""
+    from facezoo.config import compose
+    from facezoo.evaluate import evaluate
+    from facezoo.methods.tpgan.module import TPGAN
+
+    monkeypatch.setenv("FACEZOO_CACHE", str(tmp_path / "empty"))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))       # nor torchvision's cache
+    monkeypatch.setattr(TPGAN, "metrics", ("l1", "lpips", "id_sim"))
+    ckpt = tiny_tpgan_run / "checkpoints" / "last.ckpt"
+    result = evaluate(compose("evaluate", [f"ckpt_path={ckpt}", "limit_samples=4", "batch_size=4",
+                                           "mean_face_samples=4"]))
+    assert set(result["skipped"]) == {"lpips", "id_sim"}
+    assert "alexnet-owt-7be5be79.pth" in result["skipped"]["lpips"]
+    assert "model_ir_se50.pth" in result["skipped"]["id_sim"]
+    assert set(result["metrics"]) == {"l1", "baseline_input/l1", "baseline_mean_frontal/l1"}
+    off = evaluate(compose("evaluate", [f"ckpt_path={ckpt}", "limit_samples=4", "batch_size=4",
+                                        "mean_face_samples=4", "lpips_backbone=null", "identity_weights=null"]))
+    assert off["skipped"] == {"lpips": "skipped (off in the config)", "id_sim": "skipped (off in the config)"}
+    assert off["metrics"] == result["metrics"]
 
 
 def test_evaluate_baselines_are_what_they_claim(tiny_tpgan_run):

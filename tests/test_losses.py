@@ -148,6 +148,48 @@ def test_gradient_penalty_exceptions():
 
 
 # --------------------------------------------------------------------------------------------------
+# discriminator feature matching (pix2pixHD / MaskGAN)
+# --------------------------------------------------------------------------------------------------
+
+
+def _constant_features(values, logits_value):
+    """One discriminator scale: constant feature maps of the given values, then constant patch logits."""
+    return [torch.full((2, 3, 4, 4), float(v)) for v in values] + [torch.full((2, 1, 2, 2), float(logits_value))]
+
+
+def test_feature_matching_hand_computed_pix2pixhd_weights():
+    # two scales, n_layers_D = 2 -> 3 intermediate maps each: weight 4/3 per layer, 1/2 per scale
+    fake = [_constant_features([1, 2, 3], 7.0), _constant_features([0.5, 0.5, 0.5], -5.0)]
+    real = [_constant_features([0, 0, 0], 0.0), _constant_features([0, 0, 0], 0.0)]
+    # scale 0: 4/3 * (1 + 2 + 3) / 2 = 4; scale 1: 4/3 * 1.5 / 2 = 1; the logits (7, -5) are not matched
+    assert L.feature_matching_loss(fake, real).item() == pytest.approx(5.0)
+    assert L.feature_matching_loss(real, real).item() == 0.0
+
+
+def test_feature_matching_gradient_only_into_fake():
+    torch.manual_seed(0)
+    fake = [[torch.randn(1, 2, 3, 3, requires_grad=True), torch.randn(1, 1, 2, 2)]]
+    real = [[torch.randn(1, 2, 3, 3, requires_grad=True), torch.randn(1, 1, 2, 2)]]
+    L.feature_matching_loss(fake, real).backward()
+    expected = 4.0 * torch.sign(fake[0][0] - real[0][0]) / fake[0][0].numel()
+    assert torch.allclose(fake[0][0].grad, expected)
+    assert real[0][0].grad is None
+
+
+def test_feature_matching_exceptions():
+    one = [_constant_features([1], 0.0)]
+    with pytest.raises(ValueError, match="lists of feature lists"):
+        L.feature_matching_loss(one, one + one)
+    with pytest.raises(ValueError, match="lists over discriminator scales"):
+        L.feature_matching_loss(torch.zeros(1), one)
+    with pytest.raises(ValueError, match="intermediate features"):
+        L.feature_matching_loss([[torch.zeros(1, 1, 2, 2)]], [[torch.zeros(1, 1, 2, 2)]])
+    with pytest.raises(ValueError, match="same shape"):
+        L.feature_matching_loss([[torch.zeros(1, 2, 4, 4), torch.zeros(1)]],
+                                [[torch.zeros(1, 2, 2, 2), torch.zeros(1)]])
+
+
+# --------------------------------------------------------------------------------------------------
 # pixel losses
 # --------------------------------------------------------------------------------------------------
 
@@ -331,6 +373,35 @@ def test_makeup_loss_empty_masks_give_zero():
     loss = L.makeup_loss(fake, empty, ref, empty)
     loss.backward()
     assert loss.item() == 0.0 and torch.isfinite(fake.grad).all()
+
+
+# --------------------------------------------------------------------------------------------------
+# KL divergence (MaskVAE)
+# --------------------------------------------------------------------------------------------------
+
+
+def test_kl_divergence_matches_torch_distributions():
+    torch.manual_seed(0)
+    mu, logvar = torch.randn(3, 5), torch.randn(3, 5)
+    posterior = torch.distributions.Normal(mu, (0.5 * logvar).exp())
+    prior = torch.distributions.Normal(torch.zeros(3, 5), torch.ones(3, 5))
+    expected = torch.distributions.kl_divergence(posterior, prior).sum(1).mean()
+    assert L.kl_divergence(mu, logvar).item() == pytest.approx(expected.item(), rel=1e-5)
+    # hand value: mu = 1, logvar = 0 in 4 dims -> 0.5 * 4 * 1 = 2 (summed over dims, mean over batch)
+    assert L.kl_divergence(torch.ones(2, 4), torch.zeros(2, 4)).item() == pytest.approx(2.0)
+    assert L.kl_divergence(torch.zeros(2, 4), torch.zeros(2, 4)).item() == 0.0
+
+
+def test_kl_divergence_gradcheck_and_exceptions():
+    mu = torch.randn(2, 3, dtype=torch.float64, requires_grad=True)
+    logvar = torch.randn(2, 3, dtype=torch.float64, requires_grad=True)
+    assert gradcheck(L.kl_divergence, (mu, logvar))
+    with pytest.raises(ValueError, match="mu must have shape"):
+        L.kl_divergence(torch.zeros(3), torch.zeros(3))
+    with pytest.raises(ValueError, match="same shape"):
+        L.kl_divergence(torch.zeros(2, 3), torch.zeros(2, 4))
+    with pytest.raises(TypeError):
+        L.kl_divergence([0.0], torch.zeros(1, 1))
 
 
 # --------------------------------------------------------------------------------------------------

@@ -251,12 +251,40 @@ def test_compute_metrics_matches_the_functions(random_lpips):
         ["l1", "psnr", "ssim", "lpips", "id_sim"], fake, real, lpips_net=random_lpips, id_net=nn.Flatten()
     )
     assert list(result) == ["l1", "psnr", "ssim", "lpips", "id_sim"]
-    assert all(isinstance(v, float) for v in result.values())
+    # scalar tensors (Lightning logs them; evaluate averages them), computed without a graph
+    assert all(torch.is_tensor(v) and v.ndim == 0 and not v.requires_grad for v in result.values())
     assert math.isclose(result["l1"], float(l1(fake, real)), rel_tol=1e-6)
     assert math.isclose(result["psnr"], float(psnr(fake, real)), rel_tol=1e-6)
+    assert math.isclose(result["ssim"], float(ssim(fake, real)), rel_tol=1e-6)
     assert math.isclose(result["lpips"], float(lpips(fake, real, net=random_lpips)), rel_tol=1e-5)
     assert math.isclose(result["id_sim"], float(identity_similarity(fake, real, nn.Flatten())), rel_tol=1e-5)
     assert METRICS["psnr"].higher_is_better and not METRICS["lpips"].higher_is_better
+
+
+def test_compute_metrics_without_a_target_and_skip_missing():
+    """real=None (data without a ground truth, e.g. MT): only the metrics that need no target are computable;
+    skip_missing leaves out the ones whose target, networks or inputs are absent instead of raising."""
+    torch.manual_seed(8)
+    fake, reference = torch.rand(2, 3, 16, 16) * 2 - 1, torch.rand(2, 3, 16, 16) * 2 - 1
+    regions = torch.zeros(2, 2, 16, 16)
+    regions[:, 0, :8], regions[:, 1, 8:] = 1, 1
+    inputs = dict(regions=regions, region_names=("top", "bottom"), reference=reference, reference_regions=regions)
+    names = ["l1", "psnr", "lpips", "fid", "region_hist", "region_hist_ref"]
+    values = compute_metrics(names, fake, None, skip_missing=True, **inputs)
+    assert list(values) == ["hist_ref_top", "hist_ref_bottom"]      # the rest need a target, a network or a split
+    by_hand = metrics.region_histogram_distance(fake, reference, regions, regions)
+    assert torch.allclose(torch.stack(list(values.values())), by_hand)
+    with_target = compute_metrics(names, fake, reference, skip_missing=True, **inputs)
+    assert list(with_target) == ["l1", "psnr", "hist_top", "hist_bottom", "hist_ref_top", "hist_ref_bottom"]
+    assert torch.allclose(with_target["hist_top"], values["hist_ref_top"])    # the target is the reference here
+    with pytest.raises(ValueError, match="metric 'l1' needs a ground-truth target"):
+        compute_metrics(["l1"], fake, None)
+    with pytest.raises(ValueError, match="metric 'region_hist_ref' needs regions, region_names, reference"):
+        compute_metrics(["region_hist_ref"], fake, None)
+    with pytest.raises(ValueError, match="metric 'lpips' needs lpips_net"):
+        compute_metrics(["lpips"], fake, reference)
+    with pytest.raises(KeyError, match="fid50k"):
+        compute_metrics(["fid50k"], fake, None, skip_missing=True)     # a typo is never skipped
 
 
 def test_compute_metrics_nme_and_errors():
@@ -270,6 +298,11 @@ def test_compute_metrics_nme_and_errors():
     )
     res = compute_metrics(["nme"], fake, real, landmark_net=detector, target_landmarks=target + 4.0)
     assert res["nme"] < 1e-6
+    # without a ground-truth image nme needs the target landmarks (the re-posing task has them)
+    res = compute_metrics(["nme"], fake, None, landmark_net=detector, target_landmarks=target + 4.0)
+    assert res["nme"] < 1e-6
+    with pytest.raises(ValueError, match="nme needs target_landmarks or a real image"):
+        compute_metrics(["nme"], fake, None, landmark_net=detector)
     with pytest.raises(ValueError, match="id_net"):
         compute_metrics(["id_sim"], fake, real)
     with pytest.raises(KeyError, match="fid50k"):
@@ -282,3 +315,39 @@ def test_default_lpips_resolves_backbone(monkeypatch, tmp_path):
     metrics._default_lpips.cache_clear()
     with pytest.raises(WeightsNotFoundError, match="alexnet-owt-7be5be79.pth"):
         lpips(torch.zeros(1, 3, 16, 16), torch.zeros(1, 3, 16, 16))
+
+
+# ------------------------------------------------------------------------------------ label-map metrics
+
+
+def test_pixel_accuracy_and_mean_iou_against_a_loop():
+    torch.manual_seed(3)
+    pred, target = torch.randint(0, 5, (3, 6, 7)), torch.randint(0, 5, (3, 6, 7))
+    target[2] = pred[2]                                                        # one perfect image
+    acc = metrics.pixel_accuracy(pred, target, reduction="none")
+    assert torch.allclose(acc, (pred == target).float().mean((1, 2))) and acc[2] == 1
+    expected = []
+    for p, t in zip(pred, target):
+        ious = [((p == c) & (t == c)).sum() / ((p == c) | (t == c)).sum()
+                for c in range(19) if ((p == c) | (t == c)).any()]
+        expected.append(torch.stack(ious).float().mean())
+    assert torch.allclose(metrics.mean_iou(pred, target, reduction="none"), torch.stack(expected))
+    assert metrics.mean_iou(pred, target).item() == pytest.approx(torch.stack(expected).mean().item())
+    with pytest.raises(ValueError, match="label ids"):
+        metrics.mean_iou(pred + 19, target)
+    with pytest.raises(ValueError, match="integer"):
+        metrics.pixel_accuracy(pred.float(), target)
+
+
+def test_mask_metrics_in_the_registry_read_labels_with_the_parser():
+    from facezoo.face.labels import colorize_labels, labels_from_colors
+
+    target = torch.zeros(2, 4, 4, dtype=torch.long)
+    target[:, :2] = 13                                                         # hair on the top half
+    output = colorize_labels(torch.where(torch.arange(4)[None, :, None] < 1, 13, 0).expand(2, 4, 4))  # top quarter
+    values = compute_metrics(["mask_accuracy", "mask_miou", "l1"], output, None, skip_missing=True,
+                             mask_parser=labels_from_colors, target_mask=target)
+    assert list(values) == ["mask_accuracy", "mask_miou"]                      # l1 needs a target: skipped
+    assert values["mask_accuracy"].item() == pytest.approx(0.75)
+    assert values["mask_miou"].item() == pytest.approx((0.5 + 8 / 12) / 2)     # hair 4/8, background 8/12
+    assert METRICS["mask_accuracy"].higher_is_better and not METRICS["mask_miou"].needs_target

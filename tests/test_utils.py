@@ -6,7 +6,16 @@ import multiprocessing as mp
 import pytest
 from omegaconf import OmegaConf
 
-from facezoo.utils import FacezooError, append_csv_row, apply_gpus_alias, atomic_write_json, check_devices
+from facezoo.utils import (
+    FacezooError,
+    append_csv_row,
+    apply_gpus_alias,
+    atomic_write,
+    atomic_write_bytes,
+    atomic_write_json,
+    atomic_write_text,
+    check_devices,
+)
 
 
 @pytest.mark.parametrize(
@@ -49,6 +58,29 @@ def test_atomic_write_json_replaces_whole_files(tmp_path):
     atomic_write_json(path, {"b": 2})
     assert path.read_text() == '{\n  "b": 2\n}\n'
     assert [p.name for p in tmp_path.iterdir()] == ["m.json"]  # no temporary files left behind
+
+
+def test_atomic_write_syncs_before_the_rename_and_keeps_the_old_file_on_failure(tmp_path, monkeypatch):
+    import os
+
+    events = []
+    real_fsync, real_replace = os.fsync, os.replace
+    monkeypatch.setattr(os, "fsync", lambda fd: events.append("fsync") or real_fsync(fd))
+    monkeypatch.setattr(os, "replace", lambda a, b: events.append("replace") or real_replace(a, b))
+    path = tmp_path / "sub" / "f.bin"
+    assert atomic_write_bytes(path, b"\x00\x01") == path          # creates the folder
+    assert path.read_bytes() == b"\x00\x01" and events == ["fsync", "replace"]
+    atomic_write_text(path, "text")
+    assert path.read_text() == "text"
+
+    def half_then_fail(f):
+        f.write(b"partial")
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError, match="disk full"):
+        atomic_write(path, half_then_fail)
+    assert path.read_text() == "text"                               # the old file, whole
+    assert [p.name for p in path.parent.iterdir()] == ["f.bin"]      # and no temporary file
 
 
 def _append(args):

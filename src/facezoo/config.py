@@ -37,9 +37,9 @@ def compose(config_name: str = "train", overrides: Sequence[str] = ()) -> DictCo
 
 
 def instantiate_model(model_cfg: DictConfig):
-    """``instantiate(model_cfg)``; a user-facing error inside the constructor (a missing or wrong file the model
-    loads, e.g. MaskGAN's stage-1 MaskVAE) stays one :class:`~facezoo.utils.FacezooError` line instead of Hydra's
-    wrapped traceback."""
+    """``instantiate(model_cfg)``; a user-facing error inside the constructor (a bad value such as an unknown loss
+    term, a missing or wrong file the model loads, e.g. MaskGAN's stage-1 MaskVAE) stays one
+    :class:`~facezoo.utils.FacezooError` line instead of Hydra's wrapped traceback."""
     from hydra.errors import InstantiationException
     from hydra.utils import instantiate
 
@@ -49,7 +49,7 @@ def instantiate_model(model_cfg: DictConfig):
     try:
         return instantiate(model_cfg, _convert_="all")
     except InstantiationException as err:
-        if isinstance(err.__cause__, (FacezooError, WeightsNotFoundError)):
+        if isinstance(err.__cause__, (FacezooError, WeightsNotFoundError, ValueError)):
             raise FacezooError(str(err.__cause__)) from None
         raise
 

@@ -9,13 +9,12 @@ import numpy as np
 import pytest
 import torch
 from conftest import cli_env, run_module
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from PIL import Image
 
 from facezoo import metrics
+from facezoo.config import compose
 from facezoo.data.video300w import format_pts
 from facezoo.methods.gannotation import inference
 from facezoo.methods.gannotation.baselines import (
@@ -26,16 +25,16 @@ from facezoo.methods.gannotation.baselines import (
     similarity_warp,
     unchanged,
 )
+from facezoo.nets import weights
 from facezoo.nets.landmarks import HeatmapLandmarkNet
 from facezoo.nets.weights import WEIGHTS
 from facezoo.utils import FacezooError
 
-CONF = Path(__file__).resolve().parents[2] / "conf"
 TINY = ["model=gannotation", "data.size=32", "data.batch_size=2", "data.num_workers=0",
         "data.splits.train.length=4", "data.splits.train.num_identities=2",
         "data.splits.test.length=4", "data.splits.test.num_identities=2",
         "model.width=0.125", "model.repeat_num=1", "model.d_repeat_num=4",
-        "model.identity_net.weights=null", "model.perceptual_net.weights=null"]
+        "model.frozen.identity_loss=null", "model.frozen.perceptual_loss=null"]
 
 
 def _ramps(height: int, width: int) -> torch.Tensor:
@@ -105,9 +104,7 @@ def test_baseline_registry_and_checks():
 
 # -------------------------------------------------------------------------- module + evaluate
 def _config(tmp_path: Path, *extra: str):
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        return compose("train", overrides=[*TINY, f"paths.output_dir={tmp_path}", *extra])
+    return compose("train", [*TINY, f"paths.output_dir={tmp_path}", *extra])
 
 
 @pytest.fixture(scope="module")
@@ -140,8 +137,11 @@ def test_module_metrics_add_nme_only_with_the_landmark_net(tmp_path, tiny_ckpt, 
     batch = torch.utils.data.default_collate([dm.dataset("test")[i] for i in range(2)])
     assert set(model.evaluation_baselines(dm)) == {"unchanged", "similarity", "piecewise"}
     monkeypatch.setenv("FACEZOO_CACHE", str(tmp_path / "empty"))
+    monkeypatch.setattr(weights, "packaged_dir", lambda: tmp_path / "empty")    # nor the shipped network
     out = model.predict_batch(batch)
-    assert set(model.evaluation_metrics(out, batch)) == {"l1", "mse", "psnr", "ssim"}
+    values = model.evaluation_metrics(out, batch)
+    assert set(values) == {"l1", "mse", "psnr", "ssim"}
+    assert all(torch.is_tensor(v) and v.ndim == 0 for v in values.values())
     assert "landmark NME skipped" in caplog.text
 
     model, _, _ = facezoo.load(tiny_ckpt)                   # a fresh model looks for the net again
@@ -150,8 +150,10 @@ def test_module_metrics_add_nme_only_with_the_landmark_net(tmp_path, tiny_ckpt, 
     net.save_checkpoint(tmp_path / "cache" / WEIGHTS["synthetic_landmarks"].filename)
     monkeypatch.setenv("FACEZOO_CACHE", str(tmp_path / "cache"))
     values = model.evaluation_metrics(out, batch)
-    expected = metrics.landmark_nme(net(out), batch["target_landmarks"])
-    assert values["nme"] == pytest.approx(float(expected), rel=1e-5)
+    assert list(values) == ["l1", "mse", "psnr", "ssim", "nme"]           # model.metrics, in order
+    with torch.no_grad():
+        expected = metrics.landmark_nme(net(out), batch["target_landmarks"])
+    assert float(values["nme"]) == pytest.approx(float(expected), rel=1e-5)
     assert not any(k.startswith("_evaluation") or "landmark" in k for k in model.state_dict())
 
 
@@ -221,7 +223,7 @@ def test_chain_writes_every_step(tmp_path, tiny_ckpt, monkeypatch):
         p = tmp_path / f"t{k}.npy"
         np.save(p, src_points + rng.normal(0, 3, src_points.shape))
         targets.append(str(p))
-    cfg = OmegaConf.create({"model": "gannotation", "ckpt_path": str(tiny_ckpt), "source": str(tmp_path / "a.png"),
+    cfg = OmegaConf.create({"method": "gannotation", "ckpt_path": str(tiny_ckpt), "source": str(tmp_path / "a.png"),
                             "chain": targets, "out": str(tmp_path / "res.png"), "detector": "fake", "device": "cpu"})
     written = inference.run(cfg)
     names = [p.name for p in written]

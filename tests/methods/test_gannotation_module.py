@@ -4,26 +4,27 @@ from __future__ import annotations
 
 import json
 import logging
-from pathlib import Path
 
 import lightning as L
 import pytest
 import torch
 from conftest import run_module
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
-from hydra.utils import instantiate
+from hydra.errors import InstantiationException
 from torch.utils.data import DataLoader, Dataset
 
+from facezoo import losses
+from facezoo.config import build_model, compose
 from facezoo.methods.gannotation.module import GANnotation, triple_consistency
 from facezoo.methods.gannotation.networks import landmark_heatmaps_official
 from facezoo.nets.lightcnn import LightCNN29v2
 from facezoo.nets.vgg import VGGFeatures
+from facezoo.utils import FacezooError
 
 SIZE = 32
-TINY = dict(image_size=SIZE, width=0.125, repeat_num=1, d_repeat_num=4)
-NO_NETS = dict(identity_net={"weights": None}, perceptual_net={"weights": None})
-CONF = Path(__file__).resolve().parents[2] / "conf"
+#: 32-pixel faces, 1/8 width, one residual block, a 4-layer critic.
+TINY = [f"data.size={SIZE}", "model.width=0.125", "model.repeat_num=1", "model.d_repeat_num=4"]
+#: no loss network: the perceptual term has weight 0 in the paper config, the identity term is switched off
+NO_NETS = ["model.frozen.identity_loss=null", "model.frozen.perceptual_loss=null"]
 
 #: The CLI at tiny settings: 32 px, 1/8 width, 2 batches of 2.
 TINY_CLI = [
@@ -36,6 +37,18 @@ TINY_CLI = [
     "trainer.num_sanity_val_steps=0", "trainer.log_every_n_steps=1", "trainer.enable_model_summary=false",
     "callbacks.rich_progress_bar=null",
 ]
+
+
+def tiny(*overrides: str, model: str = "gannotation") -> GANnotation:
+    return build_model(f"model={model}", *TINY, *overrides)
+
+
+def construction_error(*overrides: str, model: str = "gannotation") -> BaseException:
+    """The error the constructor raises: a config error wrapped by Hydra (its cause), or a missing file as one
+    FacezooError line (facezoo.config.instantiate_model)."""
+    with pytest.raises((InstantiationException, FacezooError)) as info:
+        tiny(*overrides, model=model)
+    return info.value.__cause__ if isinstance(info.value, InstantiationException) else info.value
 
 
 class Triplets(Dataset):
@@ -81,7 +94,10 @@ class StepRecorder(L.Callback):
         self.steps, self.norms = [], []
 
     def on_train_start(self, trainer, pl_module):
-        for name, opt in zip("GD", trainer.optimizers):
+        for opt_name, opt in zip(pl_module._optimizer_names, trainer.optimizers):
+            name = {"generator": "G", "discriminator": "D"}[opt_name]
+
+
             def norm(o):
                 return torch.linalg.vector_norm(torch.stack(
                     [p.grad.norm() for g in o.param_groups for p in g["params"] if p.grad is not None]))
@@ -96,33 +112,48 @@ class StepRecorder(L.Callback):
 # --------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("adversarial", "d_steps_per_g", "expected"), [
-    ("wgan-gp", 4, "DDDDG"),  # official: disiters = 5
-    ("hinge", 1, "DGDGD"),
+@pytest.mark.parametrize(("model", "schedule"), [
+    ("gannotation", ["d", "g"] * 5),                       # hinge: D on even batches, G on odd ones
+    ("gannotation_official", (["d"] * 4 + ["g"]) * 2),     # wgan-gp, official disiters = 5: 4 D then 1 G
 ])
-def test_step_ratio(adversarial, d_steps_per_g, expected):
-    model = GANnotation(**TINY, **NO_NETS, adversarial=adversarial, d_steps_per_g=d_steps_per_g)
+def test_which_phase_runs_on_which_batch(model, schedule):
+    """training/train.py: in every cycle of d_steps_per_g + 1 batches D steps on the first d_steps_per_g, G on the
+    last; exactly one phase per batch."""
+    m = tiny(*NO_NETS, model=model)
+    assert [[p.name for p in m.phases if p.runs_at(i)] for i in range(10)] == [[name] for name in schedule]
+    assert [[p.name for p in tiny(*NO_NETS, "model.d_steps_per_g=0").phases if p.runs_at(i)]
+            for i in range(3)] == [["g"]] * 3                # no critic steps: G on every batch
+
+
+@pytest.mark.parametrize(("model", "expected"), [
+    ("gannotation_official", "DDDDG"),  # wgan-gp with its gradient penalty, disiters = 5
+    ("gannotation", "DGDGD"),           # hinge, 1 : 1, no gradient penalty (weight 0)
+])
+def test_step_ratio(model, expected):
+    m = tiny(*NO_NETS, model=model)
     rec = StepRecorder()
-    trainer = fit(model, batches=5, callbacks=[rec])
+    trainer = fit(m, batches=5, callbacks=[rec])
     assert "".join(rec.steps) == expected
-    assert trainer.global_step == 5 and model.batches_seen == 5  # one optimizer step per batch
+    assert trainer.global_step == 5 and m.batches_seen == 5  # one optimizer step per batch
     logged = set(trainer.callback_metrics)
     assert "train/d_adversarial" in logged and "train/g_reconstruction" in logged
-    assert ("train/d_gradient_penalty" in logged) == (adversarial == "wgan-gp")
+    assert ("train/d_gradient_penalty" in logged) == (model == "gannotation_official")
 
 
 def test_generator_terms_by_hand():
     torch.manual_seed(0)
-    model = GANnotation(**TINY, **NO_NETS, loss={"tv": 1e-5}).eval()
+    model = tiny(*NO_NETS, "model.loss.g.tv=1e-5").eval()
     batch = batch_of()
-    terms, ab = model.generator_terms(batch)
+    outputs = []
+    model.generator.register_forward_hook(lambda module, args, out: outputs.append(out["image"]))
+    terms = model.g_terms(batch)
     assert set(terms) == {"adversarial", "reconstruction", "self_consistency", "triple", "tv"}
     g = model.generator
     keep = [i for i in range(68) if i not in (60, 64)]  # 66 points: no inner mouth corners
     h = {k: landmark_heatmaps_official(batch[k][:, keep], size=SIZE)
          for k in ("landmarks", "target_landmarks", "third_landmarks")}
     ab_ref = g(batch["image"], h["target_landmarks"])["image"]
-    assert torch.equal(ab, ab_ref)
+    assert torch.equal(outputs[0], ab_ref)                    # the first generator call is G(A, H_B)
     assert torch.allclose(terms["reconstruction"], (ab_ref - batch["target"]).abs().mean())
     aba = g(ab_ref, h["landmarks"])["image"]
     assert torch.allclose(terms["self_consistency"], (aba - batch["image"]).abs().mean())
@@ -131,35 +162,45 @@ def test_generator_terms_by_hand():
     dy, dx = ab_ref.diff(dim=2), ab_ref.diff(dim=3)
     assert torch.allclose(terms["tv"], dy.pow(2).mean() + dx.pow(2).mean())
     assert torch.allclose(terms["adversarial"], -model.discriminator(ab_ref).mean())
-    expected = sum(model.loss_weights[k] * v for k, v in terms.items())
-    assert torch.allclose(model.weighted_sum(terms), expected)
-    assert model.loss_weights["reconstruction"] == 100.0  # paper (class) defaults
+    expected = sum(model.loss_weights["g"][k] * v for k, v in terms.items())
+    assert torch.allclose(model.weighted_sum("g", terms), expected)
+    assert model.loss_weights["g"]["reconstruction"] == 100.0  # paper config (conf/model/gannotation.yaml)
 
 
 def test_discriminator_terms():
     torch.manual_seed(0)
-    real, fake = torch.rand(2, 3, SIZE, SIZE), torch.rand(2, 3, SIZE, SIZE)
-    hinge = GANnotation(**TINY, **NO_NETS, adversarial="hinge")
+    batch = batch_of()
+    hinge = tiny(*NO_NETS).eval()
+    fake, real = hinge.predict_batch(batch), batch["target"]
     d_real, d_fake = hinge.discriminator(real), hinge.discriminator(fake)
-    t = hinge.discriminator_terms(real, fake)
-    assert set(t) == {"adversarial"}
+    t = hinge.d_terms(batch)
+    assert set(t) == {"adversarial"}                          # loss.d.gradient_penalty 0: not computed
     assert torch.allclose(t["adversarial"], torch.relu(1 - d_real).mean() + torch.relu(1 + d_fake).mean())
-    wgan = GANnotation(**TINY, **NO_NETS, adversarial="wgan-gp", gp_weight=10.0)
-    t = wgan.discriminator_terms(real, fake)
+    wgan = tiny(*NO_NETS, "model.adversarial=wgan-gp", "model.loss.d.gradient_penalty=10").eval()
+    fake = wgan.predict_batch(batch)
+    torch.manual_seed(1)
+    t = wgan.d_terms(batch)
     assert set(t) == {"adversarial", "gradient_penalty"} and t["gradient_penalty"] > 0
     assert torch.allclose(t["adversarial"], wgan.discriminator(fake).mean() - wgan.discriminator(real).mean())
-    with pytest.raises(ValueError, match="adversarial must be one of"):
-        GANnotation(**TINY, **NO_NETS, adversarial="ns")
-    with pytest.raises(ValueError, match="unknown loss terms"):
-        GANnotation(**TINY, **NO_NETS, loss={"pixel": 1.0})
+    torch.manual_seed(1)                                       # the same interpolation points
+    gp = losses.gradient_penalty(wgan.discriminator, real, fake, weight=1.0)
+    assert torch.allclose(t["gradient_penalty"], gp)           # computed with weight 1 ...
+    assert torch.allclose(wgan.weighted_sum("d", t), t["adversarial"] + 10 * gp)   # ... weighted by the config
+    error = construction_error(*NO_NETS, "model.adversarial=ns")
+    assert isinstance(error, ValueError) and "adversarial must be one of" in str(error)
+    for override, message in (("+model.loss.g.pixel=1.0", "model.loss.g: unknown term 'pixel'"),
+                              ("+model.loss.critic.adversarial=1.0", "model.loss: unknown phase 'critic'"),
+                              ("~model.loss.d.gradient_penalty", "model.loss.d: no weight for ['gradient_penalty']")):
+        error = construction_error(*NO_NETS, override)
+        assert isinstance(error, ValueError) and str(error).startswith(message), error
 
 
 def test_triple_ablation_keeps_the_validation_metric():
-    """model.loss.triple=0: no triple term (and no extra forward passes); val/triple_consistency still logged."""
-    model = GANnotation(**TINY, **NO_NETS, loss={"triple": 0.0}, d_steps_per_g=1)
+    """model.loss.g.triple=0: no triple term (and no extra forward passes); val/triple_consistency still logged."""
+    model = tiny(*NO_NETS, "model.loss.g.triple=0")
     calls = []
     model.generator.register_forward_hook(lambda *a: calls.append(1))
-    terms, _ = model.generator_terms(batch_of())
+    terms = model.g_terms(batch_of())
     assert "triple" not in terms and len(calls) == 2  # G(A,H_B) and G(G(A,H_B),H_A) only
     trainer = fit(model, batches=2)
     logged = set(trainer.callback_metrics)
@@ -178,11 +219,12 @@ def test_triple_ablation_keeps_the_validation_metric():
 # optimizers, schedule, clipping
 # --------------------------------------------------------------------------------------------------
 
+STEP_LR = "{_target_: torch.optim.lr_scheduler.StepLR, _partial_: true, step_size: 1, gamma: 0.1}"
+
 
 def test_official_optimizer_and_per_epoch_step_lr():
-    model = GANnotation(**TINY, **NO_NETS, optimizer={"lr_g": 1e-4, "lr_d": 2e-4, "betas": [0.5, 0.9],
-                                                       "weight_decay": 5e-4},
-                        lr_decay={"step_size": 1, "gamma": 0.1}, d_steps_per_g=1)
+    model = tiny(*NO_NETS, "model.optimizers.generator.lr=1e-4", "model.optimizers.discriminator.lr=2e-4",
+                 f"+model.schedulers.generator={STEP_LR}", f"+model.schedulers.discriminator={STEP_LR}")
     trainer = fit(model, batches=2, epochs=2)
     opt_g, opt_d = trainer.optimizers
     for opt, lr in ((opt_g, 1e-4), (opt_d, 2e-4)):
@@ -193,7 +235,7 @@ def test_official_optimizer_and_per_epoch_step_lr():
 
 
 def test_gradient_norm_clipping_is_engaged():
-    model = GANnotation(**TINY, **NO_NETS, d_steps_per_g=1, grad_clip=0.01)
+    model = tiny(*NO_NETS, "model.grad_clip=0.01")
     rec = StepRecorder()
     fit(model, batches=2, callbacks=[rec])
     for net in "GD":
@@ -221,10 +263,12 @@ def loss_net_files(tmp_path_factory):
 
 
 def test_every_term_is_logged_with_both_loss_networks(loss_net_files):
-    model = GANnotation(**TINY, loss={"perceptual": 0.1, "identity": 1.0}, adversarial="wgan-gp", d_steps_per_g=1,
-                        perceptual_net={"weights": str(loss_net_files / "vgg16-397923af.pth"), "required": True},
-                        identity_net={"weights": str(loss_net_files / "LightCNN_29Layers_V2_checkpoint.pth.tar"),
-                                      "required": True})
+    vgg, lightcnn = loss_net_files / "vgg16-397923af.pth", loss_net_files / "LightCNN_29Layers_V2_checkpoint.pth.tar"
+    model = tiny("model.loss.g.perceptual=0.1", "model.loss.g.identity=1.0", "model.adversarial=wgan-gp",
+                 "model.loss.d.gradient_penalty=10", f"model.frozen.perceptual_loss.build.weights={vgg}",
+                 "model.frozen.perceptual_loss.required=true", f"model.frozen.identity_loss.build.weights={lightcnn}",
+                 "model.frozen.identity_loss.required=true")
+    assert not model.terms_off
     g0 = [p.clone() for p in model.generator.parameters()]
     trainer = fit(model, batches=2)
     logged = set(trainer.callback_metrics)
@@ -234,28 +278,31 @@ def test_every_term_is_logged_with_both_loss_networks(loss_net_files):
     for term in ("adversarial", "gradient_penalty", "total"):
         assert f"train/d_{term}" in logged, term
     assert any(not torch.equal(a, b) for a, b in zip(g0, model.generator.parameters()))
-    assert all(not p.requires_grad for p in model.perceptual.parameters())
+    assert all(not p.requires_grad for p in model.perceptual_loss.parameters())
     assert all(not p.requires_grad for p in model.identity_loss.parameters())
-    assert not any(k.startswith(("perceptual.", "identity_loss.")) for k in model.state_dict())
+    assert not any(k.startswith(("perceptual_loss.", "identity_loss.")) for k in model.state_dict())
     # the perceptual term is the MSE sum over relu1_2/2_2/3_3/4_3 of the official LossNetwork (no normalisation)
     a, b = torch.rand(1, 3, SIZE, SIZE) * 2 - 1, torch.rand(1, 3, SIZE, SIZE) * 2 - 1
-    feats = model.perceptual.feature_net
+    feats = model.perceptual_loss.feature_net
     assert not feats.normalize_input
     by_hand = sum(torch.nn.functional.mse_loss(x, y) for x, y in zip(feats(a), feats(b)))
-    assert torch.allclose(model.perceptual(a, b), by_hand)
+    assert torch.allclose(model.perceptual_loss(a, b), by_hand)
 
 
 def test_missing_loss_network_weights_switch_the_terms_off(tmp_path, monkeypatch, caplog):
     monkeypatch.setenv("FACEZOO_CACHE", str(tmp_path))
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     with caplog.at_level(logging.WARNING):
-        model = GANnotation(**TINY, loss={"perceptual": 0.1, "identity": 1.0})
-    assert model.perceptual is None and model.identity_loss is None
-    assert model.loss_weights["perceptual"] == model.loss_weights["identity"] == 0.0
-    assert "perceptual loss off" in caplog.text and "vgg16-397923af.pth" in caplog.text
-    assert "identity loss off" in caplog.text and "LightCNN_29Layers_V2_checkpoint.pth.tar" in caplog.text
-    with pytest.raises(FileNotFoundError, match="LightCNN_29Layers_V2"):
-        GANnotation(**TINY, loss={"identity": 1.0}, identity_net={"required": True})
+        model = tiny("model.loss.g.perceptual=0.1", "model.loss.g.identity=1.0")
+    assert model.perceptual_loss is None and model.identity_loss is None
+    assert not model.wants("g", "perceptual") and not model.wants("g", "identity")
+    assert model.loss_weights["g"]["perceptual"] == 0.1 and model.loss_weights["g"]["identity"] == 1.0
+    assert set(model.terms_off) == {"g.perceptual", "g.identity"}
+    assert "loss term g.perceptual off" in caplog.text and "vgg16-397923af.pth" in caplog.text
+    assert "loss term g.identity off" in caplog.text and "LightCNN_29Layers_V2_checkpoint.pth.tar" in caplog.text
+    assert set(model.g_terms(batch_of())) == {"adversarial", "reconstruction", "self_consistency", "triple", "tv"}
+    error = construction_error("model.frozen.identity_loss.required=true")
+    assert isinstance(error, FacezooError) and "LightCNN_29Layers_V2" in str(error) and "\n" not in str(error)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -265,7 +312,7 @@ def test_missing_loss_network_weights_switch_the_terms_off(tmp_path, monkeypatch
 
 def test_predict_batch_and_sample_rows():
     torch.manual_seed(0)
-    model = GANnotation(**TINY, **NO_NETS, num_points=68)
+    model = tiny(*NO_NETS, "model.num_points=68")
     batch = batch_of()
     heat = landmark_heatmaps_official(batch["target_landmarks"], size=SIZE)  # 68 points: no conversion
     assert torch.equal(model.predict_batch(batch), model.generator(batch["image"], heat)["image"])
@@ -284,26 +331,32 @@ def test_predict_batch_and_sample_rows():
 # --------------------------------------------------------------------------------------------------
 
 
-def compose_model(name: str):
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        return compose("train", overrides=[f"model={name}", "paths.output_dir=/tmp/x"]).model
-
-
 def test_paper_and_official_configs():
-    paper, official = compose_model("gannotation"), compose_model("gannotation_official")
-    assert (paper.adversarial, paper.d_steps_per_g, paper.lr_decay) == ("hinge", 1, None)
-    assert dict(paper.loss) == {"adversarial": 1.0, "reconstruction": 100.0, "self_consistency": 100.0,
-                                "triple": 100.0, "perceptual": 0.0, "tv": 1e-5, "identity": 1.0}
-    assert (official.adversarial, official.d_steps_per_g, official.gp_weight) == ("wgan-gp", 4, 10.0)
-    assert dict(official.loss) == {"adversarial": 0.01, "reconstruction": 1.0, "self_consistency": 1.0,
-                                   "triple": 1.0, "perceptual": 0.1, "tv": 1e-8, "identity": 0.0}
-    assert dict(official.lr_decay) == {"step_size": 1, "gamma": 0.1} and official.grad_clip == 1.0
-    assert list(official.optimizer.betas) == [0.5, 0.9] and official.optimizer.weight_decay == 5e-4
-    assert official.optimizer.lr_g == official.optimizer.lr_d == 1e-4
-    model = instantiate(official, image_size=SIZE, width=0.125, repeat_num=1, d_repeat_num=4,
-                        perceptual_net={"weights": None}, _convert_="all")
+    """The two configs' values, as conf/model/gannotation*.yaml document them (the class defaults of
+    training/GANnotation.py; the CLI defaults of training/Train_options.py)."""
+    paper = compose("train", ["model=gannotation"]).model
+    official = compose("train", ["model=gannotation_official"]).model
+    assert (paper.adversarial, paper.d_steps_per_g, dict(paper.schedulers)) == ("hinge", 1, {})
+    assert dict(paper.loss.d) == {"adversarial": 1.0, "gradient_penalty": 0.0}
+    assert dict(paper.loss.g) == {"adversarial": 1.0, "reconstruction": 100.0, "self_consistency": 100.0,
+                                  "triple": 100.0, "perceptual": 0.0, "tv": 1e-5, "identity": 1.0}
+    assert (official.adversarial, official.d_steps_per_g) == ("wgan-gp", 4)
+    assert dict(official.loss.d) == {"adversarial": 1.0, "gradient_penalty": 10.0}
+    assert dict(official.loss.g) == {"adversarial": 0.01, "reconstruction": 1.0, "self_consistency": 1.0,
+                                     "triple": 1.0, "perceptual": 0.1, "tv": 1e-8, "identity": 0.0}
+    for name in ("generator", "discriminator"):
+        step_lr = official.schedulers[name]
+        assert step_lr._target_ == "torch.optim.lr_scheduler.StepLR" and (step_lr.step_size, step_lr.gamma) == (1, 0.1)
+        for cfg in (paper, official):
+            opt = cfg.optimizers[name]
+            assert opt._target_ == "torch.optim.Adam" and opt.lr == 1e-4
+            assert list(opt.betas) == [0.5, 0.9] and opt.weight_decay == 5e-4
+    assert paper.grad_clip == official.grad_clip == 1.0
+    model = tiny("model.frozen.perceptual_loss=null", model="gannotation_official")
     assert isinstance(model, GANnotation) and model.grad_clip == 1.0 and model.hparams.num_points == 66
+    assert model.loss_weights["d"]["gradient_penalty"] == 10.0 and set(model.scheduler_factories) == {
+        "generator", "discriminator"}
+    assert model.terms_off == {"g.perceptual": "model.frozen.perceptual_loss is null"}   # identity: weight 0
 
 
 @pytest.mark.parametrize("model", ["gannotation", "gannotation_official"])

@@ -188,21 +188,44 @@ def test_load_generator_from_the_official_file_and_argument_checks(tmp_path):
             load_generator(OmegaConf.create(both_or_none))
 
 
+def test_load_generator_refuses_checkpoints_of_other_methods(tmp_path):
+    """A GANnotation checkpoint given to PSGAN is a one-line error naming what it is, not a traceback."""
+    from omegaconf import OmegaConf
+
+    path = tmp_path / "other.ckpt"
+    torch.save({"state_dict": {}, "facezoo_config": {
+        "model": {"_target_": "facezoo.methods.gannotation.module.GANnotation"}}}, path)
+    with pytest.raises(FacezooError, match=r"^.*other.ckpt: a gannotation checkpoint, not psgan \(model=gannotation"):
+        load_generator(OmegaConf.create({"weights": None, "ckpt_path": str(path)}))
+    path.write_bytes(b"not a checkpoint")
+    with pytest.raises(FacezooError, match="other.ckpt: cannot read checkpoint"):
+        load_generator(OmegaConf.create({"weights": None, "ckpt_path": str(path)}))
+
+
+def test_inference_config_is_per_method():
+    """conf/infer/model/<method>.yaml: cfg.method names the pipeline and only that method's options are there."""
+    from facezoo.config import compose
+
+    psgan = compose("infer", ["model=psgan"])
+    assert psgan.method == "psgan" and psgan.size == 256 and psgan.alpha == 1.0
+    assert psgan.parser_weights == "face_parsing_bisenet" and psgan.regions is None and psgan.minmax is False
+    gannotation = compose("infer", ["model=gannotation"])
+    assert gannotation.method == "gannotation" and "reference" not in gannotation and "alpha" not in gannotation
+    assert "target_landmarks" not in psgan
+
+
 # ----------------------------------------------------------------------------------------------- CLI
 @pytest.fixture(scope="module")
 def cli_files(tmp_path_factory, source, reference) -> dict[str, Path]:
     """A tiny facezoo PSGAN checkpoint, a random BiSeNet as 79999_iter.pth and the two photos."""
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
     from hydra.utils import instantiate
     from omegaconf import OmegaConf
 
+    from facezoo.config import compose
+
     d = tmp_path_factory.mktemp("infer")
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(Path(__file__).resolve().parents[2] / "conf"), version_base="1.3"):
-        cfg = compose("train", overrides=["model=psgan", "model.width=0.125", "model.perceptual_net.weights=null",
-                                          "data.size=64", f"paths.output_dir={d}", f"paths.work_dir={d}"])
-    GlobalHydra.instance().clear()
+    cfg = compose("train", ["model=psgan", "model.width=0.125", "model.frozen.perceptual_loss=null", "data.size=64",
+                            f"paths.output_dir={d}", f"paths.work_dir={d}"])
     torch.manual_seed(0)
     model = instantiate(cfg.model, _convert_="all")
     torch.save({"facezoo_config": OmegaConf.to_container(cfg, resolve=True), "state_dict": model.state_dict()},

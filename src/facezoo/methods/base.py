@@ -187,7 +187,8 @@ class GANModule(L.LightningModule):
             self._switch_off(terms, f"model.frozen.{name} is null")
             return
         try:
-            net = spec["build"]()
+            with torch.random.fork_rng(devices=[]):   # a loaded network must not shift the methods' random init
+                net = spec["build"]()
         except WeightsNotFoundError as err:
             if spec.get("required", False):
                 raise

@@ -89,6 +89,8 @@ class TPGAN(GANModule):
             raise ValueError(f"reduction must be 'mean' or 'sum_hw', got {reduction!r}")
         if len(pixel_scales) != 3:
             raise ValueError(f"pixel_scales needs 3 weights (full, 1/2, 1/4 resolution), got {list(pixel_scales)}")
+        if "local" in (optimizers or {}) and not use_local:
+            raise ValueError("model.optimizers.local steps the local pathways, but use_local is false")
         local = (("local", ("local",)),) if "local" in (optimizers or {}) else ()
         super().__init__(
             phases=[Phase("d", "discriminator", ("adversarial", "gradient_penalty"), repeat=d_steps),
