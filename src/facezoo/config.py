@@ -21,15 +21,17 @@ def compose(config_name: str = "train", overrides: Sequence[str] = ()) -> DictCo
     """Compose ``conf/<config_name>.yaml`` (``train``, ``evaluate``; ``infer`` is ``conf/infer/infer.yaml``) with
     command-line style ``overrides``.
 
-    ``paths.output_dir`` (a Hydra run-time value on the command line) defaults to the current directory.
+    ``paths.output_dir`` and ``paths.work_dir`` (Hydra run-time values on the command line) default to the
+    current directory.
     """
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
     overrides = list(overrides)
-    if config_name == "train" and not any(o.startswith("paths.output_dir=") for o in overrides):
-        overrides.append("paths.output_dir=.")
+    if config_name == "train":
+        overrides += [f"paths.{key}=." for key in ("output_dir", "work_dir")
+                      if not any(o.startswith(f"paths.{key}=") for o in overrides)]
     GlobalHydra.instance().clear()
     config_dir = CONF_DIR / "infer" if config_name == "infer" else CONF_DIR
     with initialize_config_dir(config_dir=str(config_dir), version_base="1.3"):

@@ -209,3 +209,26 @@ def test_exporter_refuses_too_few_identities(tmp_path):
     with pytest.raises(FacezooError, match="needs >= 2 identities"):
         module.export_mt(tmp_path / "x", identities=6, size=16)  # 0.7/0.15/0.15 leaves 1 for val and test
     assert not (tmp_path / "x").exists()
+
+
+def test_evaluate_on_mt_reports_what_can_be_measured_without_a_ground_truth(exported, tmp_path):
+    """Real MT pairs have no target: evaluation gives the per-region distances to the reference, no KeyError."""
+    import lightning as L
+    from omegaconf import OmegaConf
+
+    from facezoo.config import build_model, compose
+    from facezoo.evaluate import evaluate
+
+    overrides = ["model=psgan", "data=mt", f"data.root={exported}", f"data.size={SIZE}", "model.width=0.125",
+                 "model.frozen.perceptual_loss=null", f"paths.output_dir={tmp_path}"]
+    model = build_model(*overrides)
+    model.facezoo_config = OmegaConf.to_container(compose("train", overrides), resolve=True)
+    trainer = L.Trainer(logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False)
+    trainer.strategy.connect(model)
+    trainer.save_checkpoint(tmp_path / "psgan_mt.ckpt")
+    result = evaluate(compose("evaluate", [f"ckpt_path={tmp_path / 'psgan_mt.ckpt'}", "limit_samples=4",
+                                           "batch_size=2", "lpips_backbone=null", "identity_weights=null"]))
+    values = result["metrics"]
+    assert {"hist_ref_lip", "hist_ref_skin", "hist_ref_eye"} <= set(values) and "l1" not in values
+    assert "baseline_histogram_matching/hist_ref_lip" in values and "baseline_source/hist_ref_lip" in values
