@@ -46,13 +46,16 @@ def instantiate_model(model_cfg: DictConfig):
     from hydra.utils import instantiate
 
     from facezoo.nets.weights import WeightsNotFoundError
-    from facezoo.utils import FacezooError
+    from facezoo.utils import ConfigError, FacezooError
 
     try:
         return instantiate(model_cfg, _convert_="all")
     except InstantiationException as err:
-        if isinstance(err.__cause__, (FacezooError, WeightsNotFoundError, ValueError)):
-            raise FacezooError(str(err.__cause__)) from None
+        cause = err.__cause__
+        if isinstance(cause, (FacezooError, WeightsNotFoundError)):
+            raise FacezooError(str(cause)) from None
+        if isinstance(cause, ValueError):
+            raise ConfigError(str(cause)) from None
         raise
 
 

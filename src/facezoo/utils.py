@@ -25,6 +25,11 @@ class FacezooError(RuntimeError):
     """A problem with the user's input or environment, reported as one line without a traceback."""
 
 
+class ConfigError(FacezooError, ValueError):
+    """A bad configuration value (an unknown loss term, a negative weight…): a one-line :class:`FacezooError` that is
+    also the ``ValueError`` the constructor raised."""
+
+
 # ------------------------------------------------------------------------------------------ devices
 def apply_gpus_alias(trainer_cfg: DictConfig) -> None:
     """Translate ``trainer.gpus=N`` (removed in Lightning 2.0) into ``accelerator``/``devices``/``strategy``.

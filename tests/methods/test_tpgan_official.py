@@ -283,9 +283,13 @@ def test_docstring_examples_run():
 
 
 def test_config_is_tpgan_with_the_ports_architecture():
-    """conf/model/tpgan_iwtw.yaml composes tpgan and overrides only architecture: zdim, norm and arch (= ARCHS)."""
+    """conf/model/tpgan_iwtw.yaml composes tpgan: the port's architecture (zdim, norm, arch = ARCHS) and its
+    training constants in facezoo's terms (WGAN-GP 10, the config.py weights)."""
     cfg = OmegaConf.load(ROOT / "conf" / "model" / "tpgan_iwtw.yaml")
-    assert set(cfg) == {"defaults", "zdim", "norm", "arch"}
+    assert set(cfg) == {"defaults", "zdim", "norm", "arch", "adversarial", "loss"}
+    assert cfg.adversarial == "wgan" and cfg.loss.d.gradient_penalty == 10.0
+    assert dict(cfg.loss.g) == {"pixel": 1.0, "local": 3.0, "symmetry": 0.3, "adversarial": 1e-3, "identity": 30.0,
+                                "tv": 1e-3, "cross_entropy": 10.0}
     assert list(cfg.defaults) == ["tpgan"]
     assert resolve_arch(cfg.arch) == ARCHS["iwtw"]
     assert (cfg.zdim, cfg.norm) == (official.PORT_DEFAULTS["G"]["zdim"], official.PORT_DEFAULTS["G"]["norm"])

@@ -90,6 +90,9 @@ def test_checkpoint_round_trip_and_weight_resolution(tmp_path, monkeypatch):
     x = torch.rand(2, 3, 32, 32) * 2 - 1
     monkeypatch.setenv("FACEZOO_CACHE", str(tmp_path))
     monkeypatch.setenv("FACEZOO_OFFLINE", "1")
+    shipped = HeatmapLandmarkNet.from_pretrained()             # the network facezoo ships (nets/data/)
+    assert shipped.size == 64 and shipped.meta["test_nme"] < 0.05
+    monkeypatch.setattr("facezoo.nets.weights.packaged_dir", lambda: tmp_path / "nothing")
     with pytest.raises(WeightsNotFoundError, match="train_landmark_net.py"):
         HeatmapLandmarkNet.from_pretrained()
     net.save_checkpoint(tmp_path / WEIGHTS["synthetic_landmarks"].filename, test_nme=0.05)
