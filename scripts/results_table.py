@@ -12,7 +12,7 @@ import argparse
 import json
 from pathlib import Path
 
-HIGHER_IS_BETTER = {"psnr", "ssim"}
+HIGHER_IS_BETTER = {"psnr", "ssim", "id_sim"}
 
 
 def table(result: dict) -> str:
@@ -21,7 +21,8 @@ def table(result: dict) -> str:
     for key, value in metrics.items():
         name, _, metric = key.rpartition("/")
         rows.setdefault(name or "model", {})[metric] = value
-    columns = [m for m in ("l1", "mse", "psnr", "ssim", "lpips", "nme") if all(m in r for r in rows.values())]
+    columns = [m for m in ("l1", "mse", "psnr", "ssim", "lpips", "id_sim", "nme", "fid", "fld")
+               if all(m in r for r in rows.values())]
     best = {m: (max if m in HIGHER_IS_BETTER else min)(r[m] for r in rows.values()) for m in columns}
     arrows = {m: "↑" if m in HIGHER_IS_BETTER else "↓" for m in columns}
     lines = ["| output | " + " | ".join(f"{m} {arrows[m]}" for m in columns) + " |",
@@ -29,7 +30,9 @@ def table(result: dict) -> str:
     for name, values in sorted(rows.items(), key=lambda kv: (kv[0] != "model", kv[0])):
         cells = [f"**{values[m]:.4f}**" if values[m] == best[m] else f"{values[m]:.4f}" for m in columns]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    note = f"{result['num_samples']} samples of the `{result['split']}` split; LPIPS: {result['lpips']}."
+    skipped = result.get("skipped") or ({"lpips": result["lpips"]} if "lpips" in result else {})
+    note = f"{result['num_samples']} samples of the `{result['split']}` split"
+    note += "".join(f"; {name}: {why}" for name, why in sorted(skipped.items())) + "."
     return "\n".join(lines) + "\n\n" + note
 
 
