@@ -159,8 +159,11 @@ def spawn(impl: str, task: str, size: int, batch: int, args) -> dict:
     for line in proc.stdout.splitlines():
         if line.startswith("RESULT "):
             return json.loads(line[7:])
-    tail = " ".join((proc.stderr or proc.stdout).strip().splitlines()[-1:])
-    return {"impl": impl, "task": task, "size": size, "batch": batch, "error": f"exit {proc.returncode}: {tail}"}
+    if proc.returncode == -9:
+        error = "killed by SIGKILL (out of memory?)"
+    else:
+        error = f"exit {proc.returncode}: " + " ".join((proc.stderr or proc.stdout).strip().splitlines()[-1:])
+    return {"impl": impl, "task": task, "size": size, "batch": batch, "error": error}
 
 
 def table(results: list[dict]) -> list[str]:

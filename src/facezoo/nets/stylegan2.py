@@ -13,9 +13,9 @@ pads, permutes and filters every channel as a separate 1-channel image):
 * FIR filtering is one depthwise convolution (``groups=C``), upsampling a strided depthwise *transposed*
   convolution (no zero-stuffed intermediate), downsampling a strided depthwise convolution that only computes the
   kept pixels; a separable kernel can also run as two 1-D passes (:func:`upfirdn2d`, ``kernel=(ky, kx)``);
-* modulated convolutions use rosinality's grouped convolution (batch folded into groups) for a batch of one and,
-  for larger batches, stylegan2-ada's equivalent "scale the input, shared-weight convolution, scale the output"
-  form, which does not build a weight tensor per sample;
+* modulated convolutions use stylegan2-ada's "scale the input, shared-weight convolution, scale the output" form,
+  which builds no weight tensor per sample, and rosinality's per-sample weights (grouped convolution, batch folded
+  into groups) only for a single image at high resolution, where modulating the weight is the cheaper pass;
 * the noise, bias, leaky ReLU and its sqrt(2) gain are applied in one or two passes (the gain is folded into the
   bias and the demodulation, which is exact up to rounding because leaky ReLU is positively homogeneous), and
   the generator runs in ``channels_last`` memory format, which oneDNN/cuDNN convolutions prefer.
@@ -399,12 +399,13 @@ class EqualLinear(nn.Module):
         self.lr_mul = lr_mul
 
     def forward(self, input: Tensor) -> Tensor:
+        # the scale multiplies the (small) input instead of the weight matrix: no weight-sized copy per call
         bias = None if self.bias is None else self.bias * self.lr_mul
         if self.activation:
-            # leaky_relu(x W s + b) * sqrt2 == leaky_relu(x (W s sqrt2) + b sqrt2): the gain rides on the matmul
-            out = F.linear(input, self.weight * (self.scale * SQRT2), None if bias is None else bias * SQRT2)
+            # leaky_relu(x W s + b) * sqrt2 == leaky_relu((x s sqrt2) W + b sqrt2): the gain rides on the matmul
+            out = F.linear(input * (self.scale * SQRT2), self.weight, None if bias is None else bias * SQRT2)
             return F.leaky_relu(out, 0.2, inplace=True)
-        return F.linear(input, self.weight * self.scale, bias)
+        return F.linear(input * self.scale, self.weight, bias)
 
     def extra_repr(self) -> str:
         return f"{self.weight.shape[1]}, {self.weight.shape[0]}, lr_mul={self.lr_mul}, activation={self.activation}"
@@ -430,8 +431,9 @@ class ModulatedConv2d(nn.Module):
         upsample: 2x upsampling.
         downsample: 2x downsampling.
         blur_kernel: FIR taps for the resampling filter.
-        fused: ``True`` grouped convolution, ``False`` shared-weight convolution, ``None`` (default) the faster of
-            the two: fused for a batch of one, shared-weight otherwise.
+        fused: ``True`` grouped convolution, ``False`` shared-weight convolution, ``None`` (default) the cheaper of
+            the two: fused for a batch of one when the input has at least ``out_channel * k * k`` pixels (modulating
+            the weight then costs less than scaling the input), shared-weight otherwise.
 
     Shape:
         - input: (B, I, H, W), style: (B, style_dim); output: (B, O, H', W') with H' = 2H / H / H/2.
@@ -474,16 +476,24 @@ class ModulatedConv2d(nn.Module):
         activation gain and the demodulation into its noise + bias pass.
         """
         batch, in_channel, height, width = input.shape
-        style = self.modulation(style)                                          # (B, I)
-        weight = self.weight[0] * self.scale                                    # (O, I, k, k)
-        fused = self.fused if self.fused is not None else batch == 1
+        style = self.modulation(style) * self.scale          # (B, I); the 1/sqrt(fan_in) scale rides on the style
+        weight = self.weight[0]                                 # (O, I, k, k): the parameter, no per-call copy
+        fused = self.fused
+        if fused is None:
+            # per-sample weights cost O*I*k*k per sample, input scaling I*H*W: fused only pays for a single image
+            # at high resolution (and the grouped convolution of a batch is slower than a shared-weight one)
+            fused = batch == 1 and height * width >= self.out_channel * self.kernel_size**2
+        dcoefs = None
+        if self.demodulate:
+            # sum_{i,k} (w_oik s_i)^2 = s^2 @ (sum_k w_oik^2); without autograd, vector_norm reduces the weight
+            # without a weight-sized temporary
+            wsq = (weight.square().sum((2, 3)) if torch.is_grad_enabled()
+                   else torch.linalg.vector_norm(weight, dim=(2, 3)).square())
+            dcoefs = torch.rsqrt(style.square() @ wsq.t() + self.eps) * gain      # (B, O)
+        elif gain != 1:
+            style = style * gain
 
         if not fused:
-            if self.demodulate:
-                # sum_{i,k} (w_oik s_i)^2 = s^2 @ (w^2 summed over k)
-                dcoefs = torch.rsqrt(style.square() @ weight.square().sum((2, 3)).t() + self.eps) * gain
-            else:
-                dcoefs, weight = None, weight * gain
             x = input * style.view(batch, in_channel, 1, 1)
             if self.upsample:
                 out = self.blur(F.conv_transpose2d(x, weight.transpose(0, 1), stride=2))
@@ -493,12 +503,10 @@ class ModulatedConv2d(nn.Module):
                 out = F.conv2d(x, weight, padding=self.padding)
             return out, dcoefs
 
-        weight = weight.unsqueeze(0) * style.view(batch, 1, in_channel, 1, 1)   # (B, O, I, k, k)
-        if self.demodulate:
-            demod = torch.rsqrt(weight.pow(2).sum([2, 3, 4]) + self.eps) * gain
-            weight = weight * demod.view(batch, self.out_channel, 1, 1, 1)
-        elif gain != 1:
-            weight = weight * gain
+        coef = style.view(batch, 1, in_channel)
+        if dcoefs is not None:
+            coef = coef * dcoefs.view(batch, self.out_channel, 1)
+        weight = weight.unsqueeze(0) * coef.view(*coef.shape, 1, 1)             # (B, O, I, k, k), one tensor
         k = self.kernel_size
         if batch == 1:                                                          # plain conv, keeps memory format
             weight = weight[0]
