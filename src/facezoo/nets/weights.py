@@ -23,17 +23,18 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import os
 import pickle
 import tempfile
 import urllib.request
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 __all__ = [
     "WeightSpec",
@@ -427,3 +428,36 @@ class Freezable:
 
     def train(self, mode: bool = True):  # noqa: D102 - nn.Module.train, but a frozen net stays in eval
         return super().train(mode and not self.frozen)  # type: ignore[misc]
+
+
+def seeded_official_state_dict(shapes: Mapping[str, Sequence[int]], seed: int = 0) -> OrderedDict[str, Tensor]:
+    """Deterministic random weights for a state dict layout, for parity tests against official code.
+
+    Keys are filled in sorted order from one ``torch.Generator`` seeded with ``seed``: tensors with two or more
+    dimensions ~ N(0, 1/fan_in) (``fan_in`` = product of all but the first dimension), ``*weight`` vectors ~
+    1 + 0.1·N(0, 1), other vectors ~ 0.1·N(0, 1), ``running_var`` ~ U(0.5, 1.5), ``num_batches_tracked`` 0.
+    The same layout filled by facezoo and by an official code base gives the same tensors (the fixture scripts in
+    ``scripts/fixtures/`` and the official-loader tests share it).
+
+    Args:
+        shapes: ``{key: shape}`` (e.g. an ``official_shapes`` of a method, or ``{k: v.shape}`` of an official network).
+        seed: the generator's seed.
+
+    Returns:
+        ``{key: float32 tensor}`` (``num_batches_tracked``: int64) in sorted key order.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    out: OrderedDict[str, Tensor] = OrderedDict()
+    for key in sorted(shapes):
+        shape = tuple(int(s) for s in shapes[key])
+        if key.endswith("num_batches_tracked"):
+            out[key] = torch.zeros((), dtype=torch.long)
+        elif key.endswith("running_var"):
+            out[key] = torch.rand(shape, generator=gen) + 0.5
+        elif len(shape) >= 2:
+            out[key] = torch.randn(shape, generator=gen) / math.sqrt(math.prod(shape[1:]))
+        elif key.endswith("weight"):
+            out[key] = 1.0 + 0.1 * torch.randn(shape, generator=gen)
+        else:
+            out[key] = 0.1 * torch.randn(shape, generator=gen)
+    return out

@@ -40,18 +40,17 @@ Example:
 
 from __future__ import annotations
 
-import math
 import os
 import re
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 
 import torch
 from torch import Tensor, nn
 
 from facezoo.methods.tpgan.networks import PART_NAMES, Discriminator, TPGANGenerator
-from facezoo.nets.weights import load_state_dict_file
+from facezoo.nets.weights import load_state_dict_file, seeded_official_state_dict
 from facezoo.utils import FacezooError
 
 __all__ = [
@@ -322,36 +321,6 @@ def to_official_state_dict(net: nn.Module) -> OrderedDict[str, Tensor]:
     return OrderedDict((theirs, ours[key].detach().clone()) for key, theirs in official_key_map(net).items())
 
 
-def seeded_official_state_dict(shapes: Mapping[str, Sequence[int]], seed: int = 0) -> OrderedDict[str, Tensor]:
-    """Deterministic random weights for a state dict layout, for parity tests against the port's code.
-
-    Keys are filled in sorted order from one ``torch.Generator`` seeded with ``seed``: tensors with two or more
-    dimensions ~ N(0, 1/fan_in) (``fan_in`` = product of all but the first dimension), ``*weight`` vectors ~
-    1 + 0.1·N(0, 1), other vectors ~ 0.1·N(0, 1), ``running_var`` ~ U(0.5, 1.5), ``num_batches_tracked`` 0.
-    The same layout filled by facezoo and by the port's code gives the same tensors.
-
-    Args:
-        shapes: ``{key: shape}`` (e.g. :func:`official_shapes`, or ``{k: v.shape}`` of the port's network).
-        seed: the generator's seed.
-
-    Returns:
-        ``{key: float32 tensor}`` (``num_batches_tracked``: int64) in sorted key order.
-    """
-    gen = torch.Generator().manual_seed(seed)
-    out: OrderedDict[str, Tensor] = OrderedDict()
-    for key in sorted(shapes):
-        shape = tuple(int(s) for s in shapes[key])
-        if key.endswith("num_batches_tracked"):
-            out[key] = torch.zeros((), dtype=torch.long)
-        elif key.endswith("running_var"):
-            out[key] = torch.rand(shape, generator=gen) + 0.5
-        elif len(shape) >= 2:
-            out[key] = torch.randn(shape, generator=gen) / math.sqrt(math.prod(shape[1:]))
-        elif key.endswith("weight"):
-            out[key] = 1.0 + 0.1 * torch.randn(shape, generator=gen)
-        else:
-            out[key] = 0.1 * torch.randn(shape, generator=gen)
-    return out
 
 
 # --------------------------------------------------------------------------------------------------
