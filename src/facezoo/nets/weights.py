@@ -461,3 +461,14 @@ def seeded_official_state_dict(shapes: Mapping[str, Sequence[int]], seed: int = 
         else:
             out[key] = 0.1 * torch.randn(shape, generator=gen)
     return out
+
+
+def short_key_list(keys, n: int = 3) -> str:
+    """The first ``n`` of ``keys`` (sorted) and how many more: for one-line state-dict mismatch errors.
+
+    Example:
+        >>> short_key_list(["d", "a", "c", "b"])
+        'a, b, c (+1 more)'
+    """
+    keys = sorted(keys)
+    return ", ".join(keys[:n]) + (f" (+{len(keys) - n} more)" if len(keys) > n else "")

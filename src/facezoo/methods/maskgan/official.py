@@ -42,7 +42,7 @@ import torch
 from torch import Tensor, nn
 
 from facezoo.methods.maskgan.networks import BlendGenerator, DenseMappingNetwork, MaskVAE, MultiscaleDiscriminator
-from facezoo.nets.weights import load_state_dict_file, seeded_official_state_dict
+from facezoo.nets.weights import load_state_dict_file, seeded_official_state_dict, short_key_list
 from facezoo.utils import FacezooError
 
 __all__ = [
@@ -212,11 +212,6 @@ def official_shapes(net: nn.Module) -> OrderedDict[str, tuple[int, ...]]:
     return out
 
 
-def _short(keys) -> str:
-    keys = sorted(keys)
-    return ", ".join(keys[:3]) + (f" (+{len(keys) - 3} more)" if len(keys) > 3 else "")
-
-
 def from_official_state_dict(state: Mapping[str, Tensor], net: nn.Module,
                              source: str = "state dict") -> OrderedDict[str, Tensor]:
     """Rename the demo's state dict to ``net``'s names, checking the key set and every shape.
@@ -240,8 +235,8 @@ def from_official_state_dict(state: Mapping[str, Tensor], net: nn.Module,
     missing = {k for k in expected - set(state) if not _optional(k)}
     unexpected = set(state) - expected
     if missing or unexpected:
-        detail = "; ".join(p for p in (missing and f"missing {_short(missing)}",
-                                       unexpected and f"unexpected {_short(unexpected)}") if p)
+        detail = "; ".join(p for p in (missing and f"missing {short_key_list(missing)}",
+                                       unexpected and f"unexpected {short_key_list(unexpected)}") if p)
         raise FacezooError(f"{source} is not a MaskGAN demo {part} state dict of this architecture ({detail})")
     ours = net.state_dict()
     shapes = {official: tuple(ours[key].shape) for key, official in mapping.items()} | dict(extra)

@@ -23,7 +23,7 @@ import torch
 from torch import Tensor
 
 from facezoo.methods.psgan.networks import PSGANGenerator
-from facezoo.nets.weights import load_state_dict_file, resolve_weights
+from facezoo.nets.weights import load_state_dict_file, resolve_weights, short_key_list
 from facezoo.utils import FacezooError
 
 __all__ = [
@@ -82,11 +82,6 @@ def official_key_map() -> OrderedDict[str, str]:
     return m
 
 
-def _short(keys) -> str:
-    keys = sorted(keys)
-    return ", ".join(keys[:4]) + (f" (+{len(keys) - 4} more)" if len(keys) > 4 else "")
-
-
 def from_official_state_dict(state: dict[str, Tensor], source: str = "state dict") -> OrderedDict[str, Tensor]:
     """Rename an official ``Generator`` state dict to facezoo's names, checking that the key set is exact.
 
@@ -104,7 +99,8 @@ def from_official_state_dict(state: dict[str, Tensor], source: str = "state dict
     expected = set(mapping) | set(UNUSED_OFFICIAL_KEYS)
     missing, unexpected = expected - set(state), set(state) - expected
     if missing or unexpected:
-        parts = (missing and f"missing {_short(missing)}", unexpected and f"unexpected {_short(unexpected)}")
+        parts = (missing and f"missing {short_key_list(missing, 4)}",
+                 unexpected and f"unexpected {short_key_list(unexpected, 4)}")
         detail = "; ".join(part for part in parts if part)
         raise FacezooError(f"{source} is not an official PSGAN generator state dict ({detail})")
     return OrderedDict((ours, state[official]) for official, ours in mapping.items())

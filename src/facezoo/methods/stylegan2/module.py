@@ -201,10 +201,11 @@ class StyleGAN2(GANModule):
         train = datamodule.dataset("train")
         n = min(mean_face_samples, len(train))
         mean_image = torch.stack([train[i]["image"] for i in range(n)]).mean(0)
-        torch.manual_seed(self.seed)
-        untrained = Generator(self.hparams.image_size, self.hparams.latent_dim, self.hparams.n_mlp,
-                              channel_multiplier=self.hparams.channel_multiplier, lr_mlp=self.hparams.lr_mlp,
-                              narrow=self.hparams.width).eval().to(self.device)
+        with torch.random.fork_rng(devices=[]):      # the run's seed, without touching the caller's RNG
+            torch.manual_seed(self.seed)
+            untrained = Generator(self.hparams.image_size, self.hparams.latent_dim, self.hparams.n_mlp,
+                                  channel_multiplier=self.hparams.channel_multiplier, lr_mlp=self.hparams.lr_mlp,
+                                  narrow=self.hparams.width).eval().to(self.device)
 
         @torch.no_grad()
         def untrained_generator(batch):

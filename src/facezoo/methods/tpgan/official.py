@@ -50,7 +50,7 @@ import torch
 from torch import Tensor, nn
 
 from facezoo.methods.tpgan.networks import PART_NAMES, Discriminator, TPGANGenerator
-from facezoo.nets.weights import load_state_dict_file, seeded_official_state_dict
+from facezoo.nets.weights import load_state_dict_file, seeded_official_state_dict, short_key_list
 from facezoo.utils import FacezooError
 
 __all__ = [
@@ -266,11 +266,6 @@ def official_shapes(net: nn.Module) -> OrderedDict[str, tuple[int, ...]]:
     return OrderedDict((theirs, tuple(state[ours].shape)) for ours, theirs in official_key_map(net).items())
 
 
-def _short(keys) -> str:
-    keys = sorted(keys)
-    return ", ".join(keys[:3]) + (f" (+{len(keys) - 3} more)" if len(keys) > 3 else "")
-
-
 def from_official_state_dict(state: Mapping[str, Tensor], net: nn.Module,
                              source: str = "state dict") -> OrderedDict[str, Tensor]:
     """Rename the port's state dict to ``net``'s names, checking the key set and every shape.
@@ -292,8 +287,8 @@ def from_official_state_dict(state: Mapping[str, Tensor], net: nn.Module,
     missing = {k for k in set(mapping.values()) - set(state) if not _optional(k)}
     unexpected = set(state) - set(mapping.values())
     if missing or unexpected:
-        detail = "; ".join(p for p in (missing and f"missing {_short(missing)}",
-                                       unexpected and f"unexpected {_short(unexpected)}") if p)
+        detail = "; ".join(p for p in (missing and f"missing {short_key_list(missing)}",
+                                       unexpected and f"unexpected {short_key_list(unexpected)}") if p)
         raise FacezooError(f"{source} is not an iwtw/pytorch-TP-GAN {part} state dict ({detail})")
     ours = net.state_dict()
     for key, theirs in mapping.items():
