@@ -2,8 +2,9 @@
 
     python scripts/results_table.py docs/results/tpgan_cpu_eval.json
 
-Rows: the model and each ``baseline_<name>``; columns: the metrics they share. Lower is better for
-l1/mse/lpips, higher for psnr/ssim; the best value of each column is bold.
+Rows: the model and each ``baseline_<name>``; columns: the metrics they share, and the seconds per image of each
+output. Lower is better for l1/mse/lpips/fid/fld/time, higher for psnr/ssim/ms_ssim/id_sim; the best value of each
+column is bold.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import argparse
 import json
 from pathlib import Path
 
-HIGHER_IS_BETTER = {"psnr", "ssim", "id_sim"}
+HIGHER_IS_BETTER = {"psnr", "ssim", "ms_ssim", "id_sim"}
 
 
 def table(result: dict) -> str:
@@ -21,8 +22,8 @@ def table(result: dict) -> str:
     for key, value in metrics.items():
         name, _, metric = key.rpartition("/")
         rows.setdefault(name or "model", {})[metric] = value
-    columns = [m for m in ("l1", "mse", "psnr", "ssim", "lpips", "id_sim", "nme", "fid", "fld")
-               if all(m in r for r in rows.values())]
+    columns = [m for m in ("l1", "mse", "psnr", "ssim", "ms_ssim", "lpips", "id_sim", "nme", "fid", "fld",
+                           "seconds_per_image") if all(m in r for r in rows.values())]
     best = {m: (max if m in HIGHER_IS_BETTER else min)(r[m] for r in rows.values()) for m in columns}
     arrows = {m: "↑" if m in HIGHER_IS_BETTER else "↓" for m in columns}
     lines = ["| output | " + " | ".join(f"{m} {arrows[m]}" for m in columns) + " |",

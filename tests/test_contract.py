@@ -120,9 +120,23 @@ def _gannotation_inputs(tmp_path) -> list[str]:
     return [f"target_landmarks={tmp_path / 'target.npy'}", "landmark_error=false"]
 
 
+def _psp_inputs(tmp_path) -> list[str]:
+    """pSp's source by task: the photo (centre crop), a sketch (the photo read grey), or for seg2face a label map (a
+    synthetic face's CelebAMask-HQ parsing)."""
+    from facezoo.data.synthetic import SyntheticFaces
+
+    config = torch.load(tmp_path / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    if config["facezoo_config"]["model"]["task"] != "seg2face":
+        return ["align=center"]
+    Image.fromarray(SyntheticFaces(split="test", size=64, length=1)[0]["mask"].numpy().astype(np.uint8)).save(
+        tmp_path / "mask.png")
+    return ["align=center", f"source={tmp_path / 'mask.png'}"]
+
+
 #: What each method's inference needs besides a checkpoint, a source photo and an output path.
 INFERENCE_INPUTS = {"psgan": _psgan_inputs, "gannotation": _gannotation_inputs,
-                    "stylegan2": lambda tmp_path: ["project_steps=2"]}      # project the photo (2 steps)
+                    "stylegan2": lambda tmp_path: ["project_steps=2"],      # project the photo (2 steps)
+                    "psp": lambda tmp_path: _psp_inputs(tmp_path)}
 
 
 def _maskgan_stage_one(folder) -> list[str]:
@@ -131,17 +145,32 @@ def _maskgan_stage_one(folder) -> list[str]:
     return [f"model.frozen.mask_vae.build.path={folder / 'checkpoints' / 'last.ckpt'}"]
 
 
+def _psp_decoder(folder) -> list[str]:
+    """pSp decodes with a StyleGAN2 file (``model=stylegan2`` exported): a tiny random one in rosinality's format."""
+    from facezoo.nets.stylegan2 import Generator, save_rosinality
+
+    folder.mkdir(parents=True, exist_ok=True)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        g = Generator(64, 16, 2, channel_multiplier=1, narrow=1 / 32)
+    save_rosinality(folder / "stylegan2.pt", g, g.mean_latent(64)[0])
+    return [f"model.decoder={folder / 'stylegan2.pt'}", "model.irse50=false"]
+
+
 #: What training a model (``_target_``) needs from its earlier stages: ``function(folder) -> overrides``, which makes
 #: the files (at the tiny settings) in ``folder`` and names them.
-TRAINING_INPUTS = {"facezoo.methods.maskgan.module.MaskGAN": _maskgan_stage_one}
+TRAINING_INPUTS = {"facezoo.methods.maskgan.module.MaskGAN": _maskgan_stage_one,
+                   "facezoo.methods.psp.module.Pixel2Style2Pixel": _psp_decoder}
 
 
-def test_every_config_instantiates():
+def test_every_config_instantiates(tmp_path):
     """Every model config builds its module and its data module (the template's smoke test, for all)."""
     from hydra.utils import instantiate
 
+    decoder = _psp_decoder(tmp_path)
     for choice in CONFIGS:
-        cfg = compose("train", [choice, "data.num_workers=0"])
+        psp = compose("train", [choice]).model._target_.endswith("Pixel2Style2Pixel")
+        cfg = compose("train", [choice, "data.num_workers=0", *(decoder if psp else [])])
         for name, part in (cfg.model.get("frozen") or {}).items():
             if part and part.get("required"):      # a file an earlier stage makes (test_method_contract makes it)
                 cfg.model.frozen[name] = None

@@ -7,7 +7,8 @@ metrics are the ones the method lists (``model.metrics``, names of :data:`facezo
 through the registry for the model and for every baseline on the same samples; those that need networks whose
 weights are absent (LPIPS, identity similarity) are reported as skipped. The JSON holds flat metric keys:
 ``l1``, ``psnr``… for the model and ``baseline_<name>/<metric>`` for each baseline (frontalization:
-``baseline_input`` — the profile itself as the output — and ``baseline_mean_frontal``).
+``baseline_input`` — the profile itself as the output — and ``baseline_mean_frontal``), and for each output its
+``seconds_per_image`` (wall time of its calls on the configured device / images).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import importlib
 import logging
 import sys
+import time
 from collections import defaultdict
 from pathlib import Path
 
@@ -129,7 +131,8 @@ def evaluate(cfg: DictConfig) -> dict:
 
     per_batch = [m for m in model.metrics if m not in DISTRIBUTION_METRICS]
     nets, skipped = metric_networks(per_batch, cfg, device)
-    baselines = model.evaluation_baselines(datamodule, mean_face_samples=cfg.mean_face_samples)
+    baselines = model.evaluation_baselines(datamodule, mean_face_samples=cfg.mean_face_samples,
+                                           projection_steps=list(cfg.get("projection_steps") or []))
     outputs = {"model": predictor(model), **{f"baseline_{k}": fn for k, fn in baselines.items()}}
     acc = {name: _Accumulator() for name in outputs}
     distributions = distribution_metrics([m for m in model.metrics if m in DISTRIBUTION_METRICS], outputs, cfg,
@@ -138,8 +141,13 @@ def evaluate(cfg: DictConfig) -> dict:
         batch = {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
         n_batch = batch["image"].shape[0]
         for name, fn in outputs.items():
+            start = time.perf_counter()
             fake = fn(batch)
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            seconds = time.perf_counter() - start
             values = model.evaluation_metrics(fake, batch, nets=nets, names=per_batch)
+            values["seconds_per_image"] = seconds / n_batch
             if name == "model":
                 values.update(model.evaluation_model_metrics(batch))
             acc[name].add(values, n_batch)

@@ -15,7 +15,7 @@ Conventions (see ``docs/architecture.md``):
   weights, the WGAN-GP weight).
 
 Sections: adversarial objectives, discriminator feature matching, pixel losses, symmetry, total variation,
-heatmap loss, the PSGAN makeup loss, the VAE's KL divergence, perceptual, identity. Operations that are not
+heatmap loss, the PSGAN makeup loss, the VAE's KL divergence, pSp's w-norm, perceptual, LPIPS, identity. Operations that are not
 losses live elsewhere: landmark heatmaps in :mod:`facezoo.face.heatmaps`, histogram matching in :mod:`facezoo.ops`.
 """
 
@@ -36,6 +36,7 @@ __all__ = [
     "ADVERSARIAL_LOSSES",
     "AdversarialLoss",
     "IdentityLoss",
+    "LPIPSLoss",
     "PerceptualLoss",
     "adversarial_losses",
     "feature_matching_loss",
@@ -53,6 +54,7 @@ __all__ = [
     "pixel_l1",
     "symmetry_loss",
     "total_variation",
+    "w_norm",
     "wgan_d_loss",
     "wgan_g_loss",
 ]
@@ -665,6 +667,24 @@ def kl_divergence(mu: Tensor, logvar: Tensor) -> Tensor:
     return kl.flatten(1).sum(1).mean()
 
 
+def w_norm(latents: Tensor, latent_avg: Tensor | None = None) -> Tensor:
+    r"""pSp's w-norm regulariser: the Frobenius norm of each sample's W+ code (minus the average latent),
+    averaged over the batch (``eladrich/pixel2style2pixel: criteria/w_norm.py``: ``latent.norm(2, dim=(1, 2))``).
+
+    Args:
+        latents: :math:`(B, N, D)` W+ codes (or :math:`(B, D)`).
+        latent_avg: :math:`(N, D)` or :math:`(D,)`, subtracted first (pSp's ``start_from_latent_avg``); ``None``
+            measures the codes themselves.
+
+    Returns:
+        Scalar >= 0.
+    """
+    _check_tensor(latents, "latents")
+    if latent_avg is not None:
+        latents = latents - latent_avg
+    return latents.flatten(1).norm(2, dim=1).mean()
+
+
 # --------------------------------------------------------------------------------------------------
 # feature-network losses (perceptual, identity)
 # --------------------------------------------------------------------------------------------------
@@ -790,6 +810,52 @@ class PerceptualLoss(nn.Module):
         return f"criterion={self.criterion!r}, keys={self._keys}, weights={self._weights}"
 
 
+class LPIPSLoss(nn.Module):
+    """LPIPS distance (Zhang et al. 2018) as a frozen loss (pSp's LPIPS and inner-face LPIPS terms).
+
+    pSp's ``criteria/lpips/lpips.py`` is the v0.1 AlexNet LPIPS on inputs in [-1, 1]; here the network comes
+    from :func:`facezoo.nets.lpips_net.lpips_network` (the linear heads ship inside the ``lpips`` wheel, the
+    torchvision backbone is resolved through :mod:`facezoo.nets.weights`).
+
+    Args:
+        net: an ``lpips.LPIPS`` network, e.g. from :meth:`build`.
+
+    Shape:
+        input, target: ``(B, 3, H, W)`` in [-1, 1]; output: scalar (mean over the batch), >= 0.
+    """
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.model = _freeze(net)
+
+    @classmethod
+    def build(cls, net: str = "alex", backbone_weights: str | os.PathLike | None = "imagenet") -> LPIPSLoss:
+        """LPIPS on the ``net`` backbone (``"alex"``: pSp's; ``"vgg"``, ``"squeeze"``).
+
+        Args:
+            net: backbone name.
+            backbone_weights: ``"imagenet"`` resolves the torchvision file, or a path to it; ``None`` keeps a
+                random backbone (tests only: the distance is then meaningless for training).
+
+        Raises:
+            WeightsNotFoundError: the backbone file cannot be found (one line naming it).
+        """
+        from facezoo.nets.lpips_net import lpips_network
+
+        return cls(lpips_network(net, backbone_weights=backbone_weights))
+
+    def train(self, mode: bool = True) -> LPIPSLoss:
+        super().train(mode)
+        self.model.eval()
+        return self
+
+    def forward(self, input: Tensor, target: Tensor) -> Tensor:
+        """Args: input, target ``(B, 3, H, W)`` in [-1, 1]. Returns: mean LPIPS distance, scalar >= 0."""
+        _check_image(input, "input", channels=3)
+        _check_same_shape(input, target, "input and target")
+        return self.model(input, target, normalize=False).mean()
+
+
 def _crop_box(crop: Sequence[float], height: int, width: int, reference: int) -> tuple[int, int, int, int]:
     if len(crop) != 4:
         raise ValueError(f"crop must be (top, bottom, left, right), got {crop}")
@@ -883,6 +949,52 @@ class IdentityLoss(nn.Module):
 
         net = LightCNN29v2.from_pretrained(None if weights in (None, "lightcnn29_v2") else weights)
         return cls(LightCNNFeatures(net), "l1", resize=128, grayscale=True, value_range=(0, 1))
+
+    @classmethod
+    def from_arcface(cls, weights: str | os.PathLike | None = "ir_se50") -> IdentityLoss:
+        """pSp's ID loss (``criteria/id_loss.py``): ``1 - cos`` of ArcFace IR-SE50 embeddings of the
+        ``[35:223, 32:220]`` crop of a 256 px face (scaled to the image size), pooled to 112.
+
+        Args:
+            weights: ``"ir_se50"`` (resolved through :mod:`facezoo.nets.weights`) or a path to ``model_ir_se50.pth``.
+
+        Raises:
+            WeightsNotFoundError: the file cannot be found (one line naming it).
+        """
+        from facezoo.nets.irse import IRSE50
+
+        net = IRSE50.from_pretrained(None if weights in (None, "ir_se50") else weights)
+        return cls(net, "cosine", crop=(35, 223, 32, 220), resize=112)
+
+    @classmethod
+    def from_moco(cls, weights: str | os.PathLike | None = "moco_v2") -> IdentityLoss:
+        """pSp's MoCo similarity loss for non-face domains (``criteria/moco_loss.py``): ``1 - cos`` of MoCo v2
+        ResNet-50 features of the whole image at 224 px (pSp resizes with nearest interpolation; here an average
+        pool when shrinking, bilinear when enlarging).
+
+        Raises:
+            WeightsNotFoundError: ``moco_v2_800ep_pretrain.pt`` cannot be found (one line naming it).
+        """
+        from facezoo.nets.moco import MoCoFeatures
+
+        return cls(MoCoFeatures.from_pretrained(None if weights in (None, "moco_v2") else weights), "cosine",
+                   resize=224)
+
+    @torch.no_grad()
+    def similarity(self, a: Tensor, b: Tensor) -> Tensor:
+        """Per-sample cosine similarity of the (first) features of two image batches, without gradient.
+
+        pSp logs ``mean(sim(ŷ, y) − sim(y, x))`` as the identity improvement over the input.
+
+        Args:
+            a, b: ``(B, 3, H, W)`` in [-1, 1].
+
+        Returns:
+            ``(B,)`` in [-1, 1].
+        """
+        fa = _feature_list(self.feature_net(self.preprocess(a)), self.outputs)[0]
+        fb = _feature_list(self.feature_net(self.preprocess(b)), self.outputs)[0]
+        return F.cosine_similarity(fa.flatten(1), fb.flatten(1), dim=1)
 
     def train(self, mode: bool = True) -> IdentityLoss:
         super().train(mode)

@@ -30,7 +30,10 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchmetrics.functional.image import structural_similarity_index_measure
+from torchmetrics.functional.image import (
+    multiscale_structural_similarity_index_measure,
+    structural_similarity_index_measure,
+)
 from torchmetrics.image.fid import FrechetInceptionDistance
 
 __all__ = [
@@ -38,6 +41,7 @@ __all__ = [
     "mse",
     "psnr",
     "ssim",
+    "ms_ssim",
     "lpips",
     "identity_similarity",
     "landmark_nme",
@@ -157,6 +161,37 @@ def ssim(fake: torch.Tensor, real: torch.Tensor, reduction: str = "mean") -> tor
     values = structural_similarity_index_measure(
         (fake.float() + 1) / 2, (real.float() + 1) / 2, data_range=1.0, reduction="none"
     )
+    return _reduce(values, reduction)
+
+
+#: MS-SSIM's five scale weights (Wang et al. 2003)
+MS_SSIM_BETAS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
+
+
+def ms_ssim(fake: torch.Tensor, real: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+    """Multi-scale SSIM (Gaussian window 11, sigma 1.5) of images mapped to [0, 1], as the pSp / HyperStyle tables.
+
+    The five standard scales need sides of at least 161 px; smaller images use as many scales as fit (the first
+    weights of :data:`MS_SSIM_BETAS`, renormalised: 3 scales at 64 px), so values at small sizes are comparable
+    with each other, not with published 256 px numbers.
+
+    Args:
+        fake: :math:`(B, C, H, W)` in [-1, 1], H and W at least 11.
+        real: same shape.
+        reduction: ``"mean"`` or ``"none"`` (per image).
+
+    Returns:
+        MS-SSIM in [0, 1], 1 for identical images.
+    """
+    _check_images(fake, real)
+    side = min(fake.shape[-2:])
+    if side < 11:
+        raise ValueError(f"ms_ssim needs images of at least 11x11 pixels, got {tuple(fake.shape[-2:])}")
+    scales = max(n for n in range(1, 6) if n == 1 or side > 10 * 2 ** (n - 1))
+    betas = torch.tensor(MS_SSIM_BETAS[:scales])
+    values = multiscale_structural_similarity_index_measure(
+        (fake.float() + 1) / 2, (real.float() + 1) / 2, data_range=1.0, reduction="none",
+        betas=tuple((betas / betas.sum()).tolist()), normalize="relu")
     return _reduce(values, reduction)
 
 
@@ -545,6 +580,7 @@ METRICS: dict[str, MetricSpec] = {
     "mse": MetricSpec(mse, {}, False),
     "psnr": MetricSpec(psnr, {}, True),
     "ssim": MetricSpec(ssim, {}, True),
+    "ms_ssim": MetricSpec(ms_ssim, {}, True),
     "lpips": MetricSpec(lpips, {"lpips_net": "net"}, False),
     "id_sim": MetricSpec(identity_similarity, {"id_net": "net"}, True),
     "nme": MetricSpec(

@@ -34,5 +34,10 @@ File-backed datasets add:
   (:mod:`facezoo.data.mt`, which has no ``target``: real MT pairs have no ground truth).
 * ``frame_numbers`` — the A/B/C frame indices of a 300VW triplet (:mod:`facezoo.data.video300w`).
 
+pSp's pairs (:mod:`facezoo.data.psp`): ``image`` is the encoder's source, ``(1, H, W)`` sketch / grey in [-1, 1] or
+``(19, H, W)`` one-hot CelebAMask-HQ labels in {0, 1} where the task asks for them
+(:data:`~facezoo.data.psp.TASK_CHANNELS`); ``factor`` int64 — the super-resolution down-sampling factor;
+``source_name`` (str) — the source file of a :class:`~facezoo.data.psp.PairedFolders` pair.
+
 "left"/"right" always mean the image side: ``l_eye`` is the image-left eye, landmarks 36-41.
 """

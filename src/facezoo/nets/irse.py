@@ -28,6 +28,7 @@ from facezoo.nets.weights import Freezable, load_state_dict_file, resolve_weight
 __all__ = [
     "BottleneckSpec",
     "get_blocks",
+    "scaled",
     "SEModule",
     "BottleneckIR",
     "BottleneckIRSE",
@@ -52,20 +53,31 @@ def _stage(in_channel: int, depth: int, num_units: int, stride: int = 2) -> list
     return [BottleneckSpec(in_channel, depth, stride)] + [BottleneckSpec(depth, depth, 1)] * (num_units - 1)
 
 
-def get_blocks(num_layers: int) -> list[list[BottleneckSpec]]:
+def get_blocks(num_layers: int, width: float = 1.0) -> list[list[BottleneckSpec]]:
     """Stages of the IR backbones: each stage starts with a stride-2 unit.
 
     Args:
         num_layers: 50, 100 or 152.
+        width: channel scale (1 = ArcFace's 64/128/256/512; facezoo's small CPU encoders use less), at least
+            16 channels a stage.
 
     Returns:
-        Four stages of :class:`BottleneckSpec` at 64/128/256/512 channels.
+        Four stages of :class:`BottleneckSpec` at 64/128/256/512 channels (times ``width``).
     """
     units = {50: (3, 4, 14, 3), 100: (3, 13, 30, 3), 152: (3, 8, 36, 3)}
     if num_layers not in units:
         raise ValueError(f"num_layers must be one of {sorted(units)}, got {num_layers}")
+    c = lambda channels: scaled(channels, width)  # noqa: E731
     n1, n2, n3, n4 = units[num_layers]
-    return [_stage(64, 64, n1), _stage(64, 128, n2), _stage(128, 256, n3), _stage(256, 512, n4)]
+    return [_stage(c(64), c(64), n1), _stage(c(64), c(128), n2), _stage(c(128), c(256), n3),
+            _stage(c(256), c(512), n4)]
+
+
+def scaled(channels: int, width: float) -> int:
+    """``channels * width`` rounded, at least 16 (one squeeze-and-excitation channel): the IR widths of ``width``."""
+    if not width > 0:
+        raise ValueError(f"width must be > 0, got {width}")
+    return max(16, round(channels * width))
 
 
 class SEModule(nn.Module):

@@ -143,6 +143,16 @@ WEIGHTS: dict[str, WeightSpec] = {
             "Google Drive link 'IR-SE50 Model' in the README of github.com/eladrich/pixel2style2pixel",
         ),
         WeightSpec(
+            "moco_v2",
+            "moco_v2_800ep_pretrain.pt",
+            "https://dl.fbaipublicfiles.com/moco/moco_checkpoints/moco_v2_800ep/moco_v2_800ep_pretrain.pth.tar",
+            None,
+            "MoCo v2 ResNet-50 (800 epochs) as pSp's MoCo similarity loss uses it; "
+            "{'state_dict': {'module.encoder_q.<key>': ...}}",
+            "the 'MoCo v2' link in the README of github.com/facebookresearch/moco (pSp names the file "
+            "moco_v2_800ep_pretrain.pt)",
+        ),
+        WeightSpec(
             "fid_inception",
             "pt_inception-2015-12-05-6726825d.pth",
             "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/"

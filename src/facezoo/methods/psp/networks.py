@@ -33,6 +33,8 @@ What differs from the official code (no weight and, up to float rounding, no res
   of producing mis-shaped styles;
 * ``style_dim`` other than 512 (facezoo's small generators) changes only each block's last linear layer; the
   pyramid stays 512 wide;
+* ``width`` (default 1, the official encoders) scales every channel count of the stem, the IR body, the pyramid
+  and the style blocks, for small encoders trained from scratch on CPU (IR-SE50 initialises only width 1);
 * with the W encoder (``learn_in_w``), :meth:`PSP.encode` returns the single w repeated to (B, n_styles, 512), so
   ``latent_mask`` acts on styles (the official code indexes the 512 features of the (B, 512) code instead);
 * ``forward`` never writes into the caller's ``inject_latent`` or (with ``input_code``) input tensor;
@@ -58,7 +60,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from facezoo.nets.irse import BottleneckIR, BottleneckIRSE, get_blocks
+from facezoo.nets.irse import BottleneckIR, BottleneckIRSE, get_blocks, scaled
 from facezoo.nets.stylegan2 import EqualLinear, Generator, estimate_latent_avg, load_rosinality
 from facezoo.nets.weights import WeightsNotFoundError, load_state_dict_file, resolve_weights
 
@@ -118,37 +120,45 @@ def style_groups(n_styles: int) -> tuple[range, range, range]:
         range(min(MEDIUM_END, n_styles), n_styles)
 
 
-def ir_body(num_layers: int = 50, mode: str = "ir_se") -> nn.Sequential:
+def ir_body(num_layers: int = 50, mode: str = "ir_se", width: float = 1.0) -> nn.Sequential:
     """The ArcFace IR / IR-SE body (``facezoo.nets.irse`` units, names ``<unit>.res_layer...``) without stem and head.
 
     Args:
         num_layers: 50, 100 or 152.
         mode: ``"ir_se"`` (pSp) or ``"ir"``.
+        width: channel scale (:func:`facezoo.nets.irse.get_blocks`).
 
     Returns:
-        ``nn.Sequential`` of the units: (B, 64, H, W) -> (B, 512, H / 16, W / 16).
+        ``nn.Sequential`` of the units: (B, 64, H, W) -> (B, 512, H / 16, W / 16) (channels times ``width``).
     """
     if mode not in ("ir", "ir_se"):
         raise ValueError(f"mode must be 'ir' or 'ir_se', got {mode!r}")
     unit = BottleneckIRSE if mode == "ir_se" else BottleneckIR
-    return nn.Sequential(*[unit(*spec) for stage in get_blocks(num_layers) for spec in stage])
+    return nn.Sequential(*[unit(*spec) for stage in get_blocks(num_layers, width) for spec in stage])
 
 
-def _input_layer(input_nc: int) -> nn.Sequential:
+def _input_layer(input_nc: int, channels: int = 64) -> nn.Sequential:
     """The IR stem for ``input_nc`` channels: conv3x3 -> 64 (no bias), BN, PReLU (official ``input_layer``)."""
     if not isinstance(input_nc, int) or input_nc < 1:
         raise ValueError(f"input_nc must be a positive int, got {input_nc!r}")
-    return nn.Sequential(nn.Conv2d(input_nc, 64, 3, 1, 1, bias=False), nn.BatchNorm2d(64), nn.PReLU(64))
+    return nn.Sequential(nn.Conv2d(input_nc, channels, 3, 1, 1, bias=False), nn.BatchNorm2d(channels),
+                         nn.PReLU(channels))
 
 
 class _IRSEEncoder(nn.Module):
-    """Shared parts of the three encoders: the input stem, the IR body and the IR-SE50 initialisation."""
+    """Shared parts of the three encoders: the input stem, the IR body and the IR-SE50 initialisation.
 
-    def __init__(self, input_nc: int, num_layers: int, mode: str) -> None:
+    ``width`` scales every channel count (stem, body, pyramid, style blocks; 1 = the official encoders, whose body
+    IR-SE50 initialises): facezoo's small CPU encoders.
+    """
+
+    def __init__(self, input_nc: int, num_layers: int, mode: str, width: float = 1.0) -> None:
         super().__init__()
         self.input_nc = input_nc
-        self.input_layer = _input_layer(input_nc)
-        self.body = ir_body(num_layers, mode)
+        self.width = float(width)
+        self.features_dim = scaled(FEATURES, width)     # the last stage's and the pyramid's width (512)
+        self.input_layer = _input_layer(input_nc, scaled(64, width))
+        self.body = ir_body(num_layers, mode, width)
 
     def _check_input(self, x: Tensor) -> None:
         if x.ndim != 4 or x.shape[1] != self.input_nc:
@@ -168,6 +178,10 @@ class _IRSEEncoder(nn.Module):
             Whether weights were loaded.
         """
         global _warned_no_irse50
+        if self.width != 1:
+            if weights is not None:
+                raise ValueError(f"IR-SE50 weights initialise only the full-width encoder, not width {self.width}")
+            return False
         try:
             path = resolve_weights("ir_se50", weights, download=False, path_arg="irse50")
         except WeightsNotFoundError as err:
@@ -242,8 +256,8 @@ class GradualStyleEncoder(_IRSEEncoder):
     """
 
     def __init__(self, n_styles: int, input_nc: int = 3, input_size: int = 256, style_dim: int = 512,
-                 num_layers: int = 50, mode: str = "ir_se") -> None:
-        super().__init__(input_nc, num_layers, mode)
+                 num_layers: int = 50, mode: str = "ir_se", width: float = 1.0) -> None:
+        super().__init__(input_nc, num_layers, mode, width)
         if not isinstance(input_size, int) or input_size < 16 or input_size & (input_size - 1):
             raise ValueError(f"input_size must be a power of two >= 16, got {input_size!r}")
         if n_styles < 1:
@@ -258,9 +272,9 @@ class GradualStyleEncoder(_IRSEEncoder):
         self.styles = nn.ModuleList()
         for i in range(n_styles):
             side = input_size // (16 if i in coarse else 8 if i in medium else 4)
-            self.styles.append(GradualStyleBlock(FEATURES, FEATURES, side, style_dim))
-        self.latlayer1 = nn.Conv2d(256, FEATURES, 1, 1, 0)
-        self.latlayer2 = nn.Conv2d(128, FEATURES, 1, 1, 0)
+            self.styles.append(GradualStyleBlock(self.features_dim, self.features_dim, side, style_dim))
+        self.latlayer1 = nn.Conv2d(scaled(256, width), self.features_dim, 1, 1, 0)
+        self.latlayer2 = nn.Conv2d(scaled(128, width), self.features_dim, 1, 1, 0)
 
     @staticmethod
     def _upsample_add(x: Tensor, y: Tensor) -> Tensor:
@@ -304,10 +318,11 @@ class BackboneEncoderUsingLastLayerIntoW(_IRSEEncoder):
         - Input: :math:`(B, C_{in}, H, W)`; Output: :math:`(B, D)`.
     """
 
-    def __init__(self, input_nc: int = 3, style_dim: int = 512, num_layers: int = 50, mode: str = "ir_se") -> None:
-        super().__init__(input_nc, num_layers, mode)
+    def __init__(self, input_nc: int = 3, style_dim: int = 512, num_layers: int = 50, mode: str = "ir_se",
+                 width: float = 1.0) -> None:
+        super().__init__(input_nc, num_layers, mode, width)
         self.output_pool = nn.AdaptiveAvgPool2d((1, 1))
-        self.linear = EqualLinear(FEATURES, style_dim, lr_mul=1)
+        self.linear = EqualLinear(self.features_dim, style_dim, lr_mul=1)
 
     def forward(self, x: Tensor) -> Tensor:
         self._check_input(x)
@@ -333,13 +348,14 @@ class BackboneEncoderUsingLastLayerIntoWPlus(_IRSEEncoder):
     """
 
     def __init__(self, n_styles: int, input_nc: int = 3, style_dim: int = 512, num_layers: int = 50,
-                 mode: str = "ir_se") -> None:
-        super().__init__(input_nc, num_layers, mode)
+                 mode: str = "ir_se", width: float = 1.0) -> None:
+        super().__init__(input_nc, num_layers, mode, width)
         self.n_styles = n_styles
         self.style_dim = style_dim
-        self.output_layer_2 = nn.Sequential(nn.BatchNorm2d(FEATURES), nn.AdaptiveAvgPool2d((7, 7)), nn.Flatten(),
-                                            nn.Linear(FEATURES * 7 * 7, FEATURES))
-        self.linear = EqualLinear(FEATURES, style_dim * n_styles, lr_mul=1)
+        c = self.features_dim
+        self.output_layer_2 = nn.Sequential(nn.BatchNorm2d(c), nn.AdaptiveAvgPool2d((7, 7)), nn.Flatten(),
+                                            nn.Linear(c * 7 * 7, c))
+        self.linear = EqualLinear(c, style_dim * n_styles, lr_mul=1)
 
     def forward(self, x: Tensor) -> Tensor:
         self._check_input(x)
@@ -352,7 +368,7 @@ ENCODER_TYPES = ("GradualStyleEncoder", "BackboneEncoderUsingLastLayerIntoW", "B
 
 
 def build_encoder(encoder_type: str, n_styles: int, input_nc: int = 3, style_dim: int = 512,
-                  input_size: int = 256) -> nn.Module:
+                  input_size: int = 256, width: float = 1.0) -> nn.Module:
     """The encoder named by the official ``--encoder_type`` (IR-SE50 body, weights not loaded).
 
     Args:
@@ -361,16 +377,17 @@ def build_encoder(encoder_type: str, n_styles: int, input_nc: int = 3, style_dim
         input_nc: input channels.
         style_dim: style size.
         input_size: training input side (only :class:`GradualStyleEncoder` depends on it).
+        width: channel scale (1 = the official encoders).
 
     Returns:
         The encoder module.
     """
     if encoder_type == "GradualStyleEncoder":
-        return GradualStyleEncoder(n_styles, input_nc, input_size, style_dim)
+        return GradualStyleEncoder(n_styles, input_nc, input_size, style_dim, width=width)
     if encoder_type == "BackboneEncoderUsingLastLayerIntoW":
-        return BackboneEncoderUsingLastLayerIntoW(input_nc, style_dim)
+        return BackboneEncoderUsingLastLayerIntoW(input_nc, style_dim, width=width)
     if encoder_type == "BackboneEncoderUsingLastLayerIntoWPlus":
-        return BackboneEncoderUsingLastLayerIntoWPlus(n_styles, input_nc, style_dim)
+        return BackboneEncoderUsingLastLayerIntoWPlus(n_styles, input_nc, style_dim, width=width)
     raise ValueError(f"encoder_type must be one of {', '.join(ENCODER_TYPES)}, got {encoder_type!r}")
 
 
@@ -394,6 +411,8 @@ class PSP(nn.Module):
             checkpoint).
         n_mean_latent: samples for the ``latent_avg`` estimate.
         encoder: an encoder built elsewhere (e.g. with loaded weights) of type ``encoder_type``; ``None`` builds one.
+        width: the encoder's channel scale (1 = pSp's; IR-SE50 initialises only that one, ``irse50`` is ignored
+            otherwise).
 
     Attributes:
         n_styles: number of W+ styles.
@@ -410,7 +429,7 @@ class PSP(nn.Module):
     def __init__(self, decoder: Generator, encoder_type: str = "GradualStyleEncoder", input_nc: int = 3,
                  start_from_latent_avg: bool = False, train_decoder: bool = False, latent_avg: Tensor | None = None,
                  pool_size: int = 256, input_size: int = 256, irse50: bool | str | os.PathLike = True,
-                 n_mean_latent: int = 100_000, encoder: nn.Module | None = None) -> None:
+                 n_mean_latent: int = 100_000, encoder: nn.Module | None = None, width: float = 1.0) -> None:
         super().__init__()
         if not isinstance(decoder, Generator):
             raise ValueError(f"decoder must be a facezoo.nets.stylegan2.Generator, got {type(decoder).__name__}")
@@ -422,12 +441,12 @@ class PSP(nn.Module):
         self.learn_in_w = encoder_type == "BackboneEncoderUsingLastLayerIntoW"
         self.start_from_latent_avg = bool(start_from_latent_avg)
         if encoder is None:
-            encoder = build_encoder(encoder_type, self.n_styles, input_nc, self.style_dim, input_size)
+            encoder = build_encoder(encoder_type, self.n_styles, input_nc, self.style_dim, input_size, width)
         elif type(encoder).__name__ != encoder_type or encoder.input_nc != input_nc:
             raise ValueError(f"encoder is a {type(encoder).__name__} for {encoder.input_nc} channels, not the "
                              f"{encoder_type} for {input_nc} that the other arguments describe")
         self.encoder = encoder
-        if irse50 is not False:
+        if irse50 is not False and self.encoder.width == 1:
             self.encoder.load_irse50(None if irse50 is True else irse50)
         self.decoder = decoder
         self.train_decoder = bool(train_decoder)
