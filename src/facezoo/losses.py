@@ -16,7 +16,8 @@ Conventions (see ``docs/architecture.md``):
 
 Sections: adversarial objectives, discriminator feature matching, pixel losses, symmetry, total variation,
 heatmap loss, the PSGAN makeup loss, the VAE's KL divergence, pSp's w-norm, perceptual, LPIPS, identity.
-Operations that are not losses live elsewhere: landmark heatmaps in :mod:`facezoo.face.heatmaps`, histogram matching in :mod:`facezoo.ops`.
+Operations that are not losses live elsewhere: landmark heatmaps in :mod:`facezoo.face.heatmaps`, histogram
+matching in :mod:`facezoo.ops`.
 """
 
 from __future__ import annotations
