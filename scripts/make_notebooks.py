@@ -58,10 +58,94 @@ TPGAN = [
     ),
 ]
 
+PSP = [
+    new_markdown_cell(
+        "# pSp: invert, interpolate, mix styles\n\n"
+        "A pSp encoder maps a face to the W+ codes of its StyleGAN2 decoder, one style per generator layer; "
+        "decoding them gives the face back, and the codes can be edited: walked between two faces, or mixed "
+        "(coarse styles: pose and face shape; fine styles: colours and texture). Set `PSP_FILE` to a facezoo pSp "
+        "checkpoint (`runs/.../checkpoints/last.ckpt`) or an official release (`psp_ffhq_encode.pt`); with `None` "
+        "a tiny random pSp is built, which the test suite runs: its pictures are noise, every step is the real one."
+    ),
+    new_code_cell(
+        "PSP_FILE = None  # a facezoo pSp checkpoint or an official pSp release; None: tiny random pSp (the tests)\n"
+        "STEPS = 5        # interpolation steps"
+    ),
+    new_code_cell(
+        "import torch\n"
+        "from IPython.display import display\n"
+        "from omegaconf import OmegaConf\n"
+        "from PIL import Image\n\n"
+        "from facezoo.callbacks import make_grid\n"
+        "from facezoo.methods.psp.inference import load_psp\n"
+        "from facezoo.methods.psp.networks import PSP, style_groups\n"
+        "from facezoo.nets.stylegan2 import Generator\n\n"
+        "if PSP_FILE is None:  # 32 px decoder with 16-d styles, 1/16-width encoder, untrained\n"
+        "    torch.manual_seed(0)\n"
+        "    decoder = Generator(32, 16, 2, channel_multiplier=1, narrow=1 / 32)\n"
+        "    psp = PSP(decoder, width=0.0625, irse50=False, input_size=32, pool_size=32,\n"
+        "              start_from_latent_avg=True, n_mean_latent=256).eval()\n"
+        "    SIZE = 32\n"
+        "else:  # what `python -m facezoo.infer model=psp` loads: the model, its task, its input size\n"
+        "    option = 'ckpt_path' if str(PSP_FILE).endswith('.ckpt') else 'weights'\n"
+        "    loaded = load_psp(OmegaConf.create({option: str(PSP_FILE)}))\n"
+        "    psp, SIZE = loaded.psp, loaded.input_size\n"
+        "print(f'{psp.n_styles} styles of {psp.style_dim}, decoder {psp.output_size} px, input {SIZE} px')"
+    ),
+    new_markdown_cell(
+        "Two faces, FFHQ-aligned as pSp was trained: a photo (dlib's 68 points, the FFHQ crop) and one of "
+        "facezoo's synthetic faces. `psp.encode` gives their W+ codes, `psp.decode` the faces back (with the "
+        "decoder's fixed noise; `resize=True` pools them to the encoder's input size)."
+    ),
+    new_code_cell(
+        "import skimage.data\n"
+        "import torch.nn.functional as F\n\n"
+        "from facezoo.data.synthetic import SyntheticFaces\n"
+        "from facezoo.face.align import align_photo\n"
+        "from facezoo.face.detect import DlibDetector\n"
+        "from facezoo.face.photo import image_to_tensor\n\n"
+        "photo = image_to_tensor(align_photo(skimage.data.astronaut(), SIZE, 'ffhq', DlibDetector(), 'astronaut'))\n"
+        "synthetic = SyntheticFaces(split='test', size=max(SIZE, 64), length=1)[0]['image'][None]\n"
+        "synthetic = F.interpolate(synthetic, size=(SIZE, SIZE), mode='area')\n"
+        "faces = torch.cat([photo, synthetic])\n"
+        "with torch.no_grad():\n"
+        "    w = psp.encode(faces)                                   # (2, n_styles, D)\n"
+        "    inverted = psp.decode(w, randomize_noise=False, resize=True)\n"
+        "print('W+ codes:', tuple(w.shape))\n"
+        "display(Image.fromarray(make_grid({'face': faces, 'pSp': inverted})))"
+    ),
+    new_markdown_cell("A straight walk in W+ from the first face's codes to the second's, decoded at each step:"),
+    new_code_cell(
+        "with torch.no_grad():\n"
+        "    path = torch.stack([(1 - t) * w[0] + t * w[1] for t in torch.linspace(0, 1, STEPS)])\n"
+        "    frames = psp.decode(path, randomize_noise=False, resize=True)\n"
+        "print('endpoints are the inversions:', torch.allclose(frames[[0, -1]], inverted, atol=1e-4))\n"
+        "display(Image.fromarray(make_grid({'A to B': frames})))"
+    ),
+    new_markdown_cell(
+        "Style mixing (`psp.mix`, the official `latent_mask`): each face keeps its own codes except in the "
+        "styles taken from the other face: the coarse ones (pose, face shape) in the first row, the fine ones "
+        "(colours) in the second. On the command line: `python -m facezoo.infer model=psp ... n_outputs=4 "
+        "latent_mask=8-17` mixes random styles in the same way."
+    ),
+    new_code_cell(
+        "coarse, medium, fine = style_groups(psp.n_styles)\n"
+        "other = w.flip(0)                                            # the other face's codes\n"
+        "with torch.no_grad():\n"
+        "    coarse_mixed = psp.decode(psp.mix(w, coarse, other), randomize_noise=False, resize=True)\n"
+        "    fine_mixed = psp.decode(psp.mix(w, fine, other), randomize_noise=False, resize=True)\n"
+        "print('mixed styles: coarse', list(coarse), 'fine', list(fine))\n"
+        "display(Image.fromarray(make_grid({'pSp': inverted, 'coarse of the other': coarse_mixed,\n"
+        "                                   'fine of the other': fine_mixed})))"
+    ),
+]
+
 
 def main() -> None:
-    notebooks = {"tpgan_quickstart.ipynb": TPGAN}
+    notebooks = {"tpgan_quickstart.ipynb": TPGAN, "psp_inversion.ipynb": PSP}
     for name, cells in notebooks.items():
+        for i, cell in enumerate(cells):      # stable ids: regenerating changes only what the cells say
+            cell.id = f"{Path(name).stem}-{i}"
         nb = new_notebook(cells=cells, metadata={"kernelspec": {"name": "python3", "display_name": "Python 3",
                                                                 "language": "python"}})
         nbformat.write(nb, ROOT / "notebooks" / name)

@@ -10,6 +10,13 @@ from nbclient import NotebookClient
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
 
+#: What each notebook prints on its tiny settings.
+EXPECTED = {
+    "tpgan_quickstart.ipynb": ["optimizer steps: 4"],       # 2 batches x (1 D + 1 G step)
+    "psp_inversion.ipynb": ["W+ codes: (2, 8, 16)",         # 32 px decoder: 8 styles of 16
+                            "endpoints are the inversions: True", "mixed styles: coarse [0, 1, 2] fine [7]"],
+}
+
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
 def test_notebook_runs(path, tmp_path):
@@ -19,8 +26,9 @@ def test_notebook_runs(path, tmp_path):
     assert not [o for o in outputs if o.get("output_type") == "error"]
     assert any("image/png" in o.get("data", {}) for o in outputs), "the notebook shows no image"
     text = "".join(o.get("text", "") for o in outputs)
-    assert "optimizer steps: 4" in text  # 2 batches x (1 D + 1 G step)
+    for expected in EXPECTED[path.name]:
+        assert expected in text
 
 
 def test_there_are_notebooks():
-    assert NOTEBOOKS
+    assert {p.name for p in NOTEBOOKS} == set(EXPECTED)   # scripts/make_notebooks.py writes them all

@@ -76,6 +76,33 @@ def check_devices(trainer_cfg: DictConfig, available_gpus: int | None = None) ->
 
 
 # ------------------------------------------------------------------------------------ atomic files
+def check_writable(path: str | Path, option: str = "out") -> Path:
+    """Check, before any work, that :func:`atomic_write` can create ``path``: it is not a folder, and its nearest
+    existing parent is a folder this process may write in (missing folders below it are created on writing).
+
+    Args:
+        path: the file to write.
+        option: how the message calls it (the command-line option).
+
+    Returns:
+        ``path``.
+
+    Raises:
+        FacezooError: one line naming ``option`` and what is in the way.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise FacezooError(f"{option}={path}: is a folder; give a file name")
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise FacezooError(f"{option}={path}: cannot write there, {parent} is a file, not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise FacezooError(f"{option}={path}: cannot write there, no permission to write in {parent}")
+    return path
+
+
 def atomic_write(path: str | Path, write: Callable[[IO], None], binary: bool = True) -> Path:
     """Write ``path`` through ``write(file)`` on a temporary file in the same folder, fsync, then a rename:
     readers (and a crash at any moment) see the old file or the whole new one, never half of one.

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from torch.utils.data import Dataset
 
-from facezoo.face.photo import image_to_tensor, read_photo, resize
+from facezoo.face.photo import center_crop, image_to_tensor, read_photo
 from facezoo.utils import FacezooError
 
 __all__ = ["ImageFolder", "IMAGE_SUFFIXES", "split_of"]
@@ -39,16 +39,6 @@ def split_of(relative_path: str, fractions: dict[str, float]) -> str:
         if u < edge:
             return name
     return "train"
-
-
-def center_crop(image: np.ndarray, size: int) -> np.ndarray:
-    """Resize the shorter side to ``size`` (Lanczos) and cut the central ``size`` × ``size`` square."""
-    h, w = image.shape[:2]
-    scale = size / min(h, w)
-    new_w, new_h = max(size, round(w * scale)), max(size, round(h * scale))
-    image = resize(image, (new_h, new_w), "lanczos")
-    top, left = (new_h - size) // 2, (new_w - size) // 2
-    return image[top:top + size, left:left + size]
 
 
 class ImageFolder(Dataset):

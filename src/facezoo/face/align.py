@@ -1,4 +1,7 @@
-"""Face alignment from landmarks: similarity transforms, the Multi-PIE crop, warping and part crops.
+"""Face alignment from landmarks: similarity transforms, the Multi-PIE crop, the FFHQ crop, warping and part crops.
+
+:func:`read_aligned` is the one way the photo pipelines (StyleGAN2 projection, pSp) read a face: the FFHQ crop of the
+largest face's 68 points, or a centre crop for pictures aligned already.
 
 Matrices are ``(2, 3)`` affine maps of **pixel coordinates** ``(x, y)``, with pixel centres at integer
 coordinates: ``dst = M[:, :2] @ src + M[:, 2]``.
@@ -26,6 +29,11 @@ __all__ = [
     "warp_affine",
     "align_multipie",
     "crop_patches",
+    "ffhq_quad",
+    "align_ffhq",
+    "ALIGNMENTS",
+    "align_photo",
+    "read_aligned",
 ]
 
 
@@ -216,3 +224,72 @@ def align_ffhq(image: np.ndarray, landmarks: np.ndarray, size: int = 256) -> np.
     dst = np.array([[0, 0], [0, size], [size, size], [size, 0]], np.float64)
     matrix = umeyama(quad, dst)        # the quad is a square: a similarity maps it exactly
     return warp_affine(image, matrix, size)
+
+
+#: How :func:`align_photo` crops a face: ``"ffhq"`` (the FFHQ crop of the largest face's 68 points) or ``"center"``
+#: (shorter side resized, central square; for pictures that are aligned already).
+ALIGNMENTS = ("ffhq", "center")
+
+
+def align_photo(image: np.ndarray, size: int, align: str = "ffhq", detector=None, name: str = "photo") -> np.ndarray:
+    """A photo cropped to its face as the StyleGAN2 / pSp networks expect it: the FFHQ crop or a centre crop.
+
+    Args:
+        image: ``(H, W, 3)`` uint8 RGB.
+        size: output side.
+        align: ``"ffhq"`` (the largest face found by ``detector``, :func:`align_ffhq`) or ``"center"``
+            (:func:`facezoo.face.photo.center_crop`; no detector).
+        detector: a landmark backend (:class:`facezoo.face.detect.LandmarkDetector`), needed for ``"ffhq"``.
+        name: how errors call the photo (e.g. its path).
+
+    Returns:
+        ``(size, size, 3)`` uint8.
+
+    Raises:
+        FacezooError: an unknown ``align`` or no face found (one line).
+    """
+    from facezoo.face.detect import largest_face
+    from facezoo.face.photo import center_crop
+    from facezoo.utils import FacezooError
+
+    if align not in ALIGNMENTS:
+        raise FacezooError(f"align={align!r}: use one of {', '.join(ALIGNMENTS)}")
+    if align == "center":
+        return center_crop(image, int(size))
+    if detector is None:
+        raise ValueError("align_photo(align='ffhq') needs a landmark detector")
+    face = largest_face(detector.detect(image), name)
+    return align_ffhq(image, face.landmarks, int(size))
+
+
+def read_aligned(path, size: int, align: str = "ffhq", detector: str = "auto", detector_weights=None,
+                 device: str = "cpu") -> np.ndarray:
+    """Read a photo and crop it to its face (:func:`align_photo`): the input of StyleGAN2 projection and pSp.
+
+    Args:
+        path: the photo (anything :func:`facezoo.face.photo.read_photo` reads).
+        size: output side.
+        align: ``"ffhq"`` (dlib / face-alignment 68 points → the FFHQ crop of ``NVlabs/ffhq-dataset`` and pSp's
+            ``scripts/align_all_parallel.py``) or ``"center"`` (resize + centre crop, no detector).
+        detector: landmark backend name for ``"ffhq"`` (:func:`facezoo.face.detect.get_detector`).
+        detector_weights: face-alignment's weight folder.
+        device: where the detector runs.
+
+    Returns:
+        ``(size, size, 3)`` uint8 RGB.
+
+    Raises:
+        FacezooError: unreadable photo, unknown ``align``, no face, or no detector available (one line).
+    """
+    from facezoo.face.photo import read_photo
+    from facezoo.utils import FacezooError
+
+    if align not in ALIGNMENTS:     # before reading or loading anything
+        raise FacezooError(f"align={align!r}: use one of {', '.join(ALIGNMENTS)}")
+    image = read_photo(path)
+    backend = None
+    if align == "ffhq":
+        from facezoo.face.detect import get_detector
+
+        backend = get_detector(detector, detector_weights, device, path_arg="detector_weights")
+    return align_photo(image, size, align, backend, str(path))

@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from facezoo.utils import FacezooError, atomic_write
+from facezoo.utils import FacezooError, atomic_write, check_writable
 
 __all__ = [
     "MIN_SIDE",
@@ -41,6 +41,7 @@ __all__ = [
     "check_output_path",
     "official_crop_box",
     "crop",
+    "center_crop",
     "resize",
     "resize_bilinear",
     "high_frequency_residual",
@@ -135,10 +136,11 @@ def read_photo(path: str | os.PathLike, min_side: int = MIN_SIDE) -> np.ndarray:
 
 
 def check_output_path(path: str | os.PathLike) -> str:
-    """Check that ``path`` has an image suffix :func:`write_photo` knows; returns the Pillow format name.
+    """Check that ``path`` has an image suffix :func:`write_photo` knows and can be written
+    (:func:`facezoo.utils.check_writable`); returns the Pillow format name.
 
     Raises:
-        FacezooError: unknown suffix.
+        FacezooError: unknown suffix, a folder, or a place that cannot be written (one line).
 
     Example:
         >>> check_output_path("out.JPG")
@@ -148,6 +150,7 @@ def check_output_path(path: str | os.PathLike) -> str:
     fmt = _WRITE_FORMATS.get(path.suffix.lower())
     if fmt is None:
         raise FacezooError(f"{path}: unknown image format {path.suffix!r}; use one of {sorted(_WRITE_FORMATS)}")
+    check_writable(path, "out")
     return fmt
 
 
@@ -233,6 +236,28 @@ def crop(image: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
     if not (0 <= x0 < x1 <= w and 0 <= y0 < y1 <= h):
         raise ValueError(f"crop box {tuple(box)} is empty or outside the {w}x{h} image")
     return image[y0:y1, x0:x1].copy()
+
+
+def center_crop(image: np.ndarray, size: int) -> np.ndarray:
+    """Resize the shorter side to ``size`` (Lanczos) and cut the central ``size`` × ``size`` square.
+
+    Args:
+        image: ``(H, W, 3)`` (or ``(H, W)``) uint8.
+        size: output side.
+
+    Returns:
+        ``(size, size[, 3])`` uint8.
+
+    Example:
+        >>> center_crop(np.zeros((60, 90, 3), np.uint8), 32).shape
+        (32, 32, 3)
+    """
+    h, w = image.shape[:2]
+    scale = size / min(h, w)
+    new_w, new_h = max(size, round(w * scale)), max(size, round(h * scale))
+    image = resize(image, (new_h, new_w), "lanczos")
+    top, left = (new_h - size) // 2, (new_w - size) // 2
+    return image[top:top + size, left:left + size]
 
 
 def resize(image: np.ndarray, size: int | tuple[int, int], resample: str = "lanczos") -> np.ndarray:

@@ -335,7 +335,7 @@ class GANModule(L.LightningModule):
 
         output = self.predict_batch(batch)
         values = self.evaluation_metrics(output, batch)
-        if "target" in batch:
+        if "target" in batch and batch["image"].shape == batch["target"].shape:   # not for sketches, label maps
             values["l1_input"] = metrics.l1(batch["image"], batch["target"])
         values.update(self.evaluation_model_metrics(batch))
         for fid in self._distributions().values():

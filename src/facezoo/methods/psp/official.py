@@ -39,12 +39,12 @@ from collections.abc import Mapping
 import torch
 from torch import Tensor, nn
 
-from facezoo.methods.psp.networks import ENCODER_TYPES, PSP, build_encoder
+from facezoo.methods.psp.networks import COARSE_END, ENCODER_TYPES, FEATURES, PSP, build_encoder
 from facezoo.nets.stylegan2 import Generator, generator_config_from_state_dict
 from facezoo.utils import FacezooError
 
-__all__ = ["RELEASES", "OPTION_DEFAULTS", "read_release", "release_options", "load_official",
-           "official_checkpoint_from"]
+__all__ = ["RELEASES", "OPTION_DEFAULTS", "read_release", "release_options", "encoder_architecture",
+           "load_official", "official_checkpoint_from"]
 
 #: The released pSp files and their ``dataset_type`` (README "Pretrained Models"); all decode at 1024 px.
 RELEASES: dict[str, str] = {
@@ -150,6 +150,32 @@ def _load_part(module: nn.Module, state: Mapping[str, Tensor], source: str, part
     module.load_state_dict(state, strict=True, assign=assign)
 
 
+def encoder_architecture(encoder_state: Mapping[str, Tensor]) -> dict:
+    """What an encoder state dict says of the encoder's shape beyond the release's options.
+
+    ``width`` (facezoo's channel scale; 1 for every official release) is the last IR unit's output channels over
+    512; ``input_size`` (256 for the releases) is ``8 * 2 ** n`` for ``n`` stride-2 convolutions in the first
+    medium style block (index 3, built for ``input_size / 8``) of a
+    :class:`~facezoo.methods.psp.networks.GradualStyleEncoder`, or ``16 * 2 ** n`` from the first coarse block when
+    there are only coarse styles, and 256 for the other encoders, whose weights do not depend on it.
+
+    Args:
+        encoder_state: the ``encoder.`` part of a release's ``state_dict``, prefix removed.
+
+    Returns:
+        ``{"width": float, "input_size": int}``.
+    """
+    units = [int(k.split(".")[1]) for k in encoder_state if k.startswith("body.") and k.split(".")[1].isdigit()]
+    last_bn = f"body.{max(units)}.res_layer.4.weight" if units else None
+    width = encoder_state[last_bn].shape[0] / FEATURES if last_bn in encoder_state else 1.0
+    def convs(block: int) -> int:
+        prefix = f"styles.{block}.convs."
+        return len({k for k in encoder_state if k.startswith(prefix) and k.endswith(".weight")})
+
+    input_size = 8 * 2 ** convs(COARSE_END) if convs(COARSE_END) else 16 * 2 ** convs(0) if convs(0) else 256
+    return {"width": float(width), "input_size": input_size}
+
+
 def load_official(path: str | os.PathLike, trust: bool = False, **overrides) -> PSP:
     """Build a :class:`PSP` from an official pSp release, strictly, in eval mode on the CPU.
 
@@ -157,7 +183,9 @@ def load_official(path: str | os.PathLike, trust: bool = False, **overrides) -> 
         path: the release file.
         trust: see :func:`read_release`.
         **overrides: release options to replace (keys of :data:`OPTION_DEFAULTS`, e.g. ``train_decoder=True``),
-            and ``pool_size`` / ``input_size`` (:class:`PSP`).
+            and ``pool_size`` / ``input_size`` (:class:`PSP`). The encoder's width and input size are read off its
+            weights (:func:`encoder_architecture`): 1 and 256 for the releases, facezoo's own for a small
+            :class:`PSP` saved with :func:`official_checkpoint_from`.
 
     Returns:
         The model (eval mode; decoder frozen unless ``train_decoder``); the release's options are in
@@ -193,10 +221,11 @@ def load_official(path: str | os.PathLike, trust: bool = False, **overrides) -> 
     if opts["start_from_latent_avg"] and latent_avg is None:
         raise FacezooError(f"{source}: trained with start_from_latent_avg but holds no latent_avg")
     n_styles = 2 * (config["size"].bit_length() - 1) - 2
-    input_size = overrides.get("input_size", 256)
+    arch = encoder_architecture(encoder_state)
+    input_size = overrides.get("input_size", arch["input_size"])
     with torch.device("meta"):                             # no memory, no initialisation: the weights are assigned
         encoder = build_encoder(opts["encoder_type"], n_styles, int(opts["input_nc"]), config["style_dim"],
-                                input_size)
+                                input_size, width=arch["width"])
     _load_part(encoder, encoder_state, source, "encoder", assign=True)
     left = [name for name, t in [*encoder.named_parameters(), *encoder.named_buffers()] if t.is_meta]
     if left:                                               # a tensor the state dict did not provide

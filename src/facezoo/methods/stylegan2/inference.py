@@ -56,24 +56,9 @@ def sample_grid(generator: torch.nn.Module, n: int, per_row: int, seed: int = 0,
     return make_grid(rows)
 
 
-def _aligned_source(cfg: DictConfig, size: int) -> np.ndarray:
-    from facezoo.data.folder import center_crop
-    from facezoo.face.photo import read_photo
-
-    image = read_photo(cfg.source)
-    if cfg.get("align", "ffhq") == "center":
-        return center_crop(image, size)
-    from facezoo.face.align import align_ffhq
-    from facezoo.face.detect import get_detector, largest_face
-
-    detector = get_detector(cfg.get("detector", "auto"), cfg.get("detector_weights"), cfg.get("device", "cpu"),
-                            path_arg="detector_weights")
-    face = largest_face(detector.detect(image), str(cfg.source))
-    return align_ffhq(image, face.landmarks, size)
-
-
 def run(cfg: DictConfig) -> np.ndarray:
     """``python -m facezoo.infer model=stylegan2 ...``: write a sample grid, or [aligned source | projection]."""
+    from facezoo.face.align import read_aligned
     from facezoo.face.photo import check_output_path, image_to_tensor, tensor_to_uint8, write_photo
 
     if not cfg.get("out"):
@@ -85,7 +70,8 @@ def run(cfg: DictConfig) -> np.ndarray:
     else:
         from facezoo.methods.stylegan2.projection import project
 
-        aligned = _aligned_source(cfg, generator.size)
+        aligned = read_aligned(cfg.source, generator.size, cfg.get("align", "ffhq"), cfg.get("detector", "auto"),
+                               cfg.get("detector_weights"), cfg.get("device", "cpu"))
         target = image_to_tensor(aligned).to(next(generator.parameters()).device)
         result = project(generator, target, steps=int(cfg.project_steps), space=str(cfg.space), seed=int(cfg.seed))
         log.info("projection distance %.4f after %d steps", result.losses[-1], len(result.losses))
