@@ -10,6 +10,8 @@ RUN_DIR ?= runs/make_train
 BENCH_FILE ?= docs/benchmarks.md
 OFFICIAL_DIR ?=
 BENCH_ARGS ?=
+NET_BENCHES ?= stylegan2 psp
+NET_BENCH_ARGS ?=
 export OMP_NUM_THREADS ?= 2
 
 .PHONY: help install train test test-fast bench lint format clean
@@ -37,6 +39,11 @@ test: $(STAMP)  ## run the whole test suite (CPU)
 # FACEZOO_OFFICIAL_PSGAN=/src/PSGAN) or OFFICIAL_DIR/<method> (OFFICIAL_DIR=/src/official with psgan/, gannotation/)
 # is a checkout of its official repository; without one the section says the rows were skipped.
 # More options: BENCH_ARGS="--device cuda --repeats 5".
+# Then the network benchmarks at the official sizes (scripts/bench_<net>.py: StyleGAN2's generator at 256 and 1024 px
+# and its training step at 64 and 256 px beside rosinality's code, FACEZOO_OFFICIAL_STYLEGAN2 or
+# OFFICIAL_DIR/stylegan2; pSp's encoder + decoder at 256 and 1024 px output, batch 1 and 8, and its training step at
+# 256 px beside the official models/psp.py, FACEZOO_OFFICIAL_PSP or OFFICIAL_DIR/psp); their options:
+# NET_BENCH_ARGS="--device cuda".
 bench: $(STAMP)  ## speed and memory of every method (+ official rows), appended to docs/benchmarks.md
 	$(PY) scripts/bench.py model=renderer --append $(BENCH_FILE) $(BENCH_ARGS)
 	@set -e; for m in $$($(PY) scripts/bench.py --list); do \
@@ -44,6 +51,12 @@ bench: $(STAMP)  ## speed and memory of every method (+ official rows), appended
 	  if [ -z "$$dir" ] && [ -n "$(OFFICIAL_DIR)" ] && [ -d "$(OFFICIAL_DIR)/$$m" ]; then dir="$(OFFICIAL_DIR)/$$m"; fi; \
 	  echo "$(PY) scripts/bench.py model=$$m $${dir:+--official $$dir} --append $(BENCH_FILE) $(BENCH_ARGS)"; \
 	  $(PY) scripts/bench.py model=$$m $${dir:+--official "$$dir"} --append $(BENCH_FILE) $(BENCH_ARGS); \
+	done
+	@set -e; for n in $(NET_BENCHES); do \
+	  dir=$$(printenv FACEZOO_OFFICIAL_$$(echo $$n | tr a-z A-Z) || true); \
+	  if [ -z "$$dir" ] && [ -n "$(OFFICIAL_DIR)" ] && [ -d "$(OFFICIAL_DIR)/$$n" ]; then dir="$(OFFICIAL_DIR)/$$n"; fi; \
+	  echo "$(PY) scripts/bench_$$n.py $${dir:+--official $$dir} --append $(BENCH_FILE) $(NET_BENCH_ARGS)"; \
+	  $(PY) scripts/bench_$$n.py $${dir:+--official "$$dir"} --append $(BENCH_FILE) $(NET_BENCH_ARGS); \
 	done
 
 lint: $(STAMP)  ## ruff
