@@ -21,7 +21,7 @@ from torch import nn
 from facezoo.face.detect import DlibDetector
 from facezoo.face.labels import CELEBAMASK_HQ, FACE_PARSING_PYTORCH
 from facezoo.face.parsing import BiSeNet, FaceParser
-from facezoo.methods.psgan.inference import load_generator, parse_regions, prepare, transfer
+from facezoo.methods.psgan.inference import load_generator, load_parser, parse_regions, prepare, transfer
 from facezoo.methods.psgan.networks import PSGANGenerator
 from facezoo.utils import FacezooError
 
@@ -171,6 +171,65 @@ def test_no_face_is_a_one_line_error(detector, parser, generator):
         transfer(skimage.data.astronaut(), blank, generator, detector, parser)
 
 
+# ------------------------------------------------------------------------------ regions from landmarks
+def test_landmark_regions_on_the_astronaut(source, detector):
+    """Without a parser the lips, skin and eye shadow come from the 68 points: each non-empty, disjoint, where a
+    face has them, and the official eye-shadow construction (skin inside the 16-px eye boxes) still applies."""
+    face = prepare(source, detector, None)
+    lip, skin, eye = face.regions[0].bool()
+    points = face.landmarks[0]
+    assert lip.sum() > 300 and skin.sum() > 5000 and eye.sum() > 300          # measured 692, 8725, 3337
+    assert not (lip & skin).any() and not (lip & eye).any() and not (skin & eye).any()
+    ys, xs = torch.meshgrid(torch.arange(256), torch.arange(256), indexing="ij")
+    nose_tip, chin = points[33, 1], points[8, 1]
+    assert (ys[lip] > nose_tip).all() and (ys[lip] < chin).all()              # lips: in the lower face
+    assert (xs[lip] >= points[48, 0] - 1).all() and (xs[lip] <= points[54, 0] + 1).all()
+    assert (ys[eye] < points[30, 1]).all()                                     # eye shadow: above the nose
+    left, right = eye & (xs < points[27, 0]), eye & (xs > points[27, 0])
+    assert left.sum() > 100 and right.sum() > 100                            # around both eyes
+    labels = face.mask[0]
+    for part in ("l_eye", "r_eye", "u_lip", "l_lip", "mouth", "l_brow", "r_brow"):
+        drawn = labels == CELEBAMASK_HQ.index(part)
+        assert drawn.any() and not (skin | eye)[drawn].any(), part          # skin excludes eyes, brows, lips
+    for point, part in ((51, "u_lip"), (57, "l_lip")):                       # outer lip points, nudged inwards
+        x, y = points[point].long().tolist()
+        assert CELEBAMASK_HQ.names[int(labels[y + (1 if part == "u_lip" else -1), x])] == part
+    assert (labels[points[37:39, 1].long().max() + 1:points[40:42, 1].long().min(),
+                   points[37, 0].long():points[38, 0].long() + 1] == CELEBAMASK_HQ.index("l_eye")).all()
+
+
+def test_landmark_regions_keep_the_rest_of_the_pipeline(source, detector, parser):
+    """Only the labels change: the crop, the network image and the landmarks are those of the BiSeNet path."""
+    drawn, parsed = prepare(source, detector, None), prepare(source, detector, parser)
+    assert drawn.box == parsed.box and torch.equal(drawn.image, parsed.image)
+    assert torch.equal(drawn.landmarks, parsed.landmarks) and not torch.equal(drawn.mask, parsed.mask)
+
+
+def test_load_parser_auto_bisenet_and_landmarks(tmp_path, monkeypatch, caplog):
+    from omegaconf import OmegaConf
+
+    from facezoo.nets.weights import WeightsNotFoundError
+
+    monkeypatch.setenv("FACEZOO_CACHE", str(tmp_path))
+    caplog.set_level(logging.INFO, logger="facezoo.infer.psgan")
+    cfg = OmegaConf.create({"parser": "auto", "parser_weights": "face_parsing_bisenet"})
+    assert load_parser(cfg) is None and "face parsing: landmarks" in caplog.text      # nothing in the cache
+    with pytest.raises(WeightsNotFoundError) as info:                                  # asked for: an error
+        load_parser(OmegaConf.merge(cfg, {"parser": "bisenet"}))
+    message = str(info.value)
+    assert "79999_iter.pth" in message and "parser_weights=" in message and "parser=landmarks" in message
+    assert "\n" not in message
+    with pytest.raises(WeightsNotFoundError, match="absent.pth"):                      # a typo'd path is not "absent"
+        load_parser(OmegaConf.merge(cfg, {"parser_weights": str(tmp_path / "absent.pth")}))
+    with pytest.raises(FacezooError, match="^parser=segformer: choose one of auto, bisenet, landmarks$"):
+        load_parser(OmegaConf.merge(cfg, {"parser": "segformer"}))
+
+    torch.save(BiSeNet().state_dict(), tmp_path / "79999_iter.pth")                   # in the cache: BiSeNet
+    caplog.clear()
+    assert isinstance(load_parser(cfg), FaceParser) and "face parsing: BiSeNet" in caplog.text
+    assert load_parser(OmegaConf.merge(cfg, {"parser": "landmarks"})) is None
+
+
 # ---------------------------------------------------------------------------------- loading weights
 def test_load_generator_from_the_official_file_and_argument_checks(tmp_path):
     from omegaconf import OmegaConf
@@ -209,6 +268,7 @@ def test_inference_config_is_per_method():
     psgan = compose("infer", ["model=psgan"])
     assert psgan.method == "psgan" and psgan.size == 256 and psgan.alpha == 1.0
     assert psgan.parser_weights == "face_parsing_bisenet" and psgan.regions is None and psgan.minmax is False
+    assert psgan.parser == "auto"
     gannotation = compose("infer", ["model=gannotation"])
     assert gannotation.method == "gannotation" and "reference" not in gannotation and "alpha" not in gannotation
     assert "target_landmarks" not in psgan
@@ -253,6 +313,35 @@ def test_cli_writes_the_made_up_photo_at_the_source_resolution(cli_files, tmp_pa
     ys, xs = np.nonzero(changed)
     assert changed.any() and xs.min() > 100 and xs.max() < 350 and ys.max() < 250   # only around the face
     assert sorted(p.name for p in tmp_path.iterdir()) == ["made_up.png"]
+
+
+def test_cli_without_parser_weights_uses_the_landmarks(cli_files, tmp_path, source):
+    """The common case: no 79999_iter.pth anywhere (the test cache is empty). The photo is still made up."""
+    out = tmp_path / "made_up.png"
+    proc = infer(f"ckpt_path={cli_files['ckpt']}", f"source={cli_files['source']}",
+                 f"reference={cli_files['reference']}", f"out={out}", check=True)
+    logs = proc.stdout + proc.stderr
+    assert logs.count("face parsing: landmarks") == 1 and "BiSeNet (" not in logs and "wrote" in logs
+    result = np.asarray(Image.open(out).convert("RGB"))
+    assert result.shape == source.shape and (result != source).any(-1).mean() > 0.01
+
+
+def test_run_with_parser_bisenet_and_no_weights_is_one_line_naming_the_file(cli_files, tmp_path):
+    from omegaconf import OmegaConf
+
+    from facezoo.methods.psgan.inference import run
+    from facezoo.nets.weights import WeightsNotFoundError
+
+    out = tmp_path / "result.png"
+    cfg = OmegaConf.create({"ckpt_path": str(cli_files["ckpt"]), "weights": None, "detector": "dlib",
+                            "parser": "bisenet", "parser_weights": "face_parsing_bisenet",
+                            "source": str(cli_files["source"]), "reference": str(cli_files["reference"]),
+                            "out": str(out)})
+    with pytest.raises(WeightsNotFoundError) as info:
+        run(cfg)
+    assert "79999_iter.pth" in str(info.value) and "\n" not in str(info.value) and not out.exists()
+    with pytest.raises(FacezooError, match="^parser=Landmark: choose one of"):   # checked before reading photos
+        run(OmegaConf.merge(cfg, {"parser": "Landmark", "source": str(tmp_path / "not_yet.png")}))
 
 
 def _truncated_png(path: Path) -> Path:

@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from facezoo.face.labels import FACE_PARSING_PYTORCH, convert_labels
+from facezoo.face.labels import CELEBAMASK_HQ, FACE_PARSING_PYTORCH, IBUG68_PARTS, convert_labels
 from facezoo.nets.weights import Freezable, load_state_dict_file, resolve_weights
 
 __all__ = [
@@ -47,6 +47,8 @@ __all__ = [
     "BiSeNet",
     "load_bisenet",
     "FaceParser",
+    "BROW_THICKNESS",
+    "parsing_from_landmarks",
     "IMAGENET_MEAN",
     "IMAGENET_STD",
 ]
@@ -292,3 +294,95 @@ class FaceParser:
         ids = self.net((x - mean) / std).argmax(1, keepdim=True).float()
         ids = F.interpolate(ids, size=tuple(out_size), mode="nearest")[0, 0].long().cpu()
         return convert_labels(ids, self.labels.name, "celebamask_hq")
+
+
+# ------------------------------------------------------------------------------- parsing from landmarks
+#: Eyebrow height below its landmarks (iBUG-68 points 17-26 trace the brow's upper edge), as a fraction of the
+#: mean eye width (corner 36 to 39, 42 to 45).
+BROW_THICKNESS = 0.3
+
+
+def _polygon(label: np.ndarray, points: np.ndarray, value: int) -> None:
+    """Set the pixels of ``label`` whose centres lie inside the polygon ``points`` ((x, y), any order of turn)."""
+    from skimage.draw import polygon
+
+    rows, cols = polygon(points[:, 1], points[:, 0], shape=label.shape)
+    label[rows, cols] = value
+
+
+def _parts_from_landmarks(points: np.ndarray) -> list[tuple[str, np.ndarray]]:
+    """The polygons of one face, in drawing order (each drawn over the ones before)."""
+    part = {name: points[list(idx)] for name, idx in IBUG68_PARTS.items()}
+    eye_width = 0.5 * (np.linalg.norm(points[39] - points[36]) + np.linalg.norm(points[45] - points[42]))
+    across = points[45] - points[36]                                      # image-left → image-right eye corner
+    down = np.array([-across[1], across[0]]) / max(float(np.linalg.norm(across)), 1e-6)   # towards the chin
+    brow_depth = BROW_THICKNESS * eye_width * down
+    outer, inner = part["outer_lip"], part["inner_lip"]                   # 48-59 and 60-67
+    return [
+        ("skin", np.concatenate([part["jaw"], part["right_brow"][::-1], part["left_brow"][::-1]])),
+        ("nose", points[[27, 31, 32, 33, 34, 35]]),
+        ("l_brow", np.concatenate([part["left_brow"], part["left_brow"][::-1] + brow_depth])),
+        ("r_brow", np.concatenate([part["right_brow"], part["right_brow"][::-1] + brow_depth])),
+        ("l_eye", part["left_eye"]),
+        ("r_eye", part["right_eye"]),
+        ("u_lip", np.concatenate([outer[0:7], inner[[4, 3, 2, 1, 0]]])),  # 48..54, then 64..60
+        ("l_lip", np.concatenate([outer[6:12], outer[:1], inner[[0, 7, 6, 5, 4]]])),   # 54..59, 48, 60, 67..64
+        ("mouth", inner),
+    ]
+
+
+def parsing_from_landmarks(landmarks: torch.Tensor | np.ndarray, size: int | tuple[int, int]) -> torch.Tensor:
+    """A CelebAMask-HQ label map drawn from the 68 landmarks, for when no parsing network is at hand.
+
+    Polygons through the iBUG-68 points, each drawn over the ones before:
+
+    * ``skin``: the face outline, the jaw (0-16) closed by the top of the brows (26-17): no forehead, ears,
+      neck or hair;
+    * ``nose``: the bridge top 27 and the nostril line 31-35;
+    * ``l_brow`` / ``r_brow``: the brow points (17-21 / 22-26), which trace the brow's upper edge, and the same
+      points moved towards the chin by :data:`BROW_THICKNESS` eye widths;
+    * ``l_eye`` / ``r_eye``: the eye contours 36-41 / 42-47;
+    * ``u_lip``: the outer upper lip 48-54 back along the inner one 64-60; ``l_lip``: 54-59, 48 back along 60,
+      67-64; ``mouth`` (teeth, inner mouth): the inner contour 60-67, so the lips are outer minus inner.
+
+    "l"/"r" are image sides, as everywhere in facezoo (``l_eye`` = points 36-41). A pixel belongs to a polygon when
+    its centre does; pixel ``(i, j)`` is centred at ``x = j, y = i``, the landmarks' convention. What PSGAN
+    needs of a parsing (lips, skin + nose, the skin around the eyes) is all there, so
+    :func:`facezoo.methods.psgan.networks.region_masks_from_parsing` takes this map unchanged.
+
+    Args:
+        landmarks: (x, y) pixel coordinates in the image of ``size``, iBUG-68 order.
+        size: side of the square map, or ``(height, width)``.
+
+    Returns:
+        int64 CelebAMask-HQ ids (:data:`facezoo.face.labels.CELEBAMASK_HQ`) on the CPU; 0 (background) outside
+        the face.
+
+    Shape:
+        - landmarks: :math:`(68, 2)` or :math:`(B, 68, 2)`
+        - output: :math:`(H, W)` or :math:`(B, H, W)`
+
+    Example:
+        >>> import skimage.data
+        >>> from facezoo.face.detect import DlibDetector
+        >>> points = DlibDetector().detect(skimage.data.astronaut())[0].landmarks
+        >>> labels = parsing_from_landmarks(points, (512, 512))
+        >>> [CELEBAMASK_HQ.names[i] for i in labels[90:120, 150:270].unique()]    # around the eyes
+        ['background', 'skin', 'nose', 'l_eye', 'r_eye', 'l_brow', 'r_brow']
+    """
+    points = landmarks.detach().cpu().numpy() if isinstance(landmarks, torch.Tensor) else np.asarray(landmarks)
+    if points.ndim not in (2, 3) or points.shape[-2:] != (68, 2):
+        raise ValueError(f"landmarks must have shape (68, 2) or (B, 68, 2), got {tuple(points.shape)}")
+    if not np.isfinite(points).all():
+        raise ValueError("landmarks must be finite")
+    height, width = (size, size) if isinstance(size, (int, np.integer)) else tuple(int(s) for s in size)
+    if height <= 0 or width <= 0:
+        raise ValueError(f"size must be positive, got {size}")
+    maps = []
+    for face in points.reshape(-1, 68, 2).astype(np.float64):
+        label = np.zeros((height, width), np.int64)
+        for name, polygon in _parts_from_landmarks(face):
+            _polygon(label, polygon, CELEBAMASK_HQ.index(name))
+        maps.append(label)
+    out = torch.from_numpy(np.stack(maps))
+    return out if points.ndim == 3 else out[0]

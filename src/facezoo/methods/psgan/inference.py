@@ -8,6 +8,8 @@ The pipeline follows the official pre- and post-processing (``wtjiang98/PSGAN:ps
    PIL's ``ANTIALIAS``); landmarks moved into the crop, scaled to 256 and rounded as the official code does;
 3. BiSeNet parsing of the crop at 512², nearest-resized to 256 and converted to CelebAMask-HQ labels, then
    the lip / skin / eye region masks (:func:`facezoo.methods.psgan.networks.region_masks_from_parsing`);
+   without BiSeNet's weights (``parser=auto``, the default) or with ``parser=landmarks`` the labels are drawn
+   from the 68 landmarks instead (:func:`facezoo.face.parsing.parsing_from_landmarks`; not official);
 4. one generator pass with the reference's makeup, shade ``alpha`` and optional ``regions``;
 5. the 256² result upsampled to the crop's resolution plus the crop's high-frequency residual, pasted into
    the source photo: pixels outside the crop box are never touched.
@@ -27,7 +29,7 @@ from omegaconf import DictConfig, ListConfig
 from torch import nn
 
 from facezoo.face.detect import Face, LandmarkDetector, largest_face
-from facezoo.face.parsing import FaceParser
+from facezoo.face.parsing import FaceParser, parsing_from_landmarks
 from facezoo.face.photo import (
     crop,
     image_to_tensor,
@@ -41,13 +43,16 @@ from facezoo.face.photo import (
 from facezoo.methods.psgan.networks import REGION_NAMES, region_masks_from_parsing
 from facezoo.utils import FacezooError
 
-__all__ = ["REGIONS", "PreparedFace", "parse_regions", "detect_face", "prepare", "transfer", "load_generator",
-           "run", "predict"]
+__all__ = ["REGIONS", "PARSERS", "PreparedFace", "parse_regions", "detect_face", "prepare", "transfer",
+           "load_parser", "load_generator", "run", "predict"]
 
 log = logging.getLogger("facezoo.infer.psgan")
 
 #: PSGAN's makeup regions, in the order of the region masks (lip, skin, eye).
 REGIONS = tuple(REGION_NAMES)
+#: The ``parser=`` choices: BiSeNet when its weights resolve, else landmarks; BiSeNet only; landmarks only.
+PARSERS = ("auto", "bisenet", "landmarks")
+_BISENET = "face_parsing_bisenet"
 
 
 @dataclass
@@ -98,14 +103,15 @@ def parse_regions(regions) -> list[str] | None:
     return names
 
 
-def prepare(image: np.ndarray, detector: LandmarkDetector, parser: FaceParser, size: int = 256,
+def prepare(image: np.ndarray, detector: LandmarkDetector, parser: FaceParser | None, size: int = 256,
             name: str = "photo", face: Face | None = None) -> PreparedFace:
     """Detect, crop, parse: the official PSGAN ``PreProcess`` for one photo.
 
     Args:
         image: ``(H, W, 3)`` uint8 RGB photo.
         detector: a landmark backend; the largest face is used.
-        parser: a :class:`~facezoo.face.parsing.FaceParser` (CelebAMask-HQ output).
+        parser: a :class:`~facezoo.face.parsing.FaceParser` (CelebAMask-HQ output), or ``None`` to draw the
+            labels from the landmarks (:func:`~facezoo.face.parsing.parsing_from_landmarks`).
         size: network resolution ``S``.
         name: how error messages call the photo (e.g. its path).
         face: an earlier detection of this photo to reuse (skips ``detector``).
@@ -120,9 +126,12 @@ def prepare(image: np.ndarray, detector: LandmarkDetector, parser: FaceParser, s
     box = official_crop_box(face.box, image.shape[:2])
     face_crop = crop(image, box)
     side = box[2] - box[0]
-    landmarks = np.round((face.landmarks - np.array(box[:2], np.float32)) * (size / side))
-    landmarks = torch.from_numpy(landmarks.astype(np.float32))[None]
-    mask = parser.parse(face_crop, out_size=size)[None]
+    exact = (face.landmarks - np.array(box[:2], np.float32)) * (size / side)
+    landmarks = torch.from_numpy(np.round(exact).astype(np.float32))[None]
+    if parser is None:                                        # polygons through the unrounded points
+        mask = parsing_from_landmarks(exact, size)[None]
+    else:
+        mask = parser.parse(face_crop, out_size=size)[None]
     regions = region_masks_from_parsing(mask, landmarks)      # eye margin 16 px at 256, scaled with size
     return PreparedFace(image_to_tensor(resize(face_crop, size, "lanczos")), landmarks, mask,
                         regions.float(), box, face_crop, face)
@@ -142,7 +151,7 @@ def detect_face(image: np.ndarray, detector: LandmarkDetector, name: str = "phot
 
 @torch.no_grad()
 def transfer(source_img: np.ndarray, reference_img: np.ndarray, generator: nn.Module,
-             detector: LandmarkDetector, parser: FaceParser, alpha: float = 1.0,
+             detector: LandmarkDetector, parser: FaceParser | None, alpha: float = 1.0,
              regions: Sequence[str] | str | None = None, size: int = 256, minmax: bool = False,
              names: tuple[str, str] = ("source", "reference"),
              faces: tuple[Face | None, Face | None] = (None, None)) -> np.ndarray:
@@ -153,7 +162,7 @@ def transfer(source_img: np.ndarray, reference_img: np.ndarray, generator: nn.Mo
         reference_img: ``(H', W', 3)`` uint8 RGB, the makeup example.
         generator: a :class:`~facezoo.methods.psgan.networks.PSGANGenerator` (any device; eval mode).
         detector: landmark backend (:func:`facezoo.face.detect.get_detector`).
-        parser: face parser with CelebAMask-HQ output.
+        parser: face parser with CelebAMask-HQ output, or ``None``: labels drawn from the landmarks.
         alpha: shade control in [0, 1] (0: no makeup).
         regions: ``None`` for all, or a subset of ``("lip", "skin", "eye")`` (list or comma string).
         size: network resolution (256 for the official model).
@@ -185,6 +194,49 @@ def transfer(source_img: np.ndarray, reference_img: np.ndarray, generator: nn.Mo
     return paste_back(source_img, patch, source.box)
 
 
+def load_parser(cfg: DictConfig) -> FaceParser | None:
+    """The face parser ``parser=`` asks for; ``None`` means labels drawn from the landmarks. Logs which, once.
+
+    * ``bisenet``: BiSeNet from ``parser_weights`` (the registry name, searched in the facezoo cache, or a path);
+    * ``landmarks``: no network (:func:`facezoo.face.parsing.parsing_from_landmarks`);
+    * ``auto`` (default): BiSeNet when ``parser_weights`` is the registry name (or null) and ``79999_iter.pth``
+      is in the cache, landmarks when it is not; an explicit path must exist, as with ``bisenet``.
+
+    Raises:
+        FacezooError: an unknown ``parser``.
+        WeightsNotFoundError: BiSeNet asked for (``bisenet``, or a path) and the file is missing; one line
+            naming ``79999_iter.pth``.
+    """
+    from facezoo.face.parsing import load_bisenet
+    from facezoo.nets.weights import WeightsNotFoundError, cache_dir, resolve_weights
+
+    choice = _parser_choice(cfg)
+    weights = cfg.get("parser_weights", _BISENET)
+    if choice == "landmarks":
+        log.info("face parsing: landmarks (parser=landmarks)")
+        return None
+    if choice == "auto" and weights in (None, _BISENET):
+        try:
+            weights = resolve_weights(_BISENET, path_arg="parser_weights")
+        except WeightsNotFoundError:
+            log.info("face parsing: landmarks (BiSeNet's 79999_iter.pth is not in %s; put it there or pass "
+                     "parser_weights=PATH to use it)", cache_dir())
+            return None
+    try:
+        net = load_bisenet(_BISENET if weights is None else weights, cfg.get("device", "cpu"))
+    except WeightsNotFoundError as err:
+        raise WeightsNotFoundError(f"{err}; or use parser=landmarks") from None
+    log.info("face parsing: BiSeNet (%s)", weights)
+    return FaceParser(net)
+
+
+def _parser_choice(cfg: DictConfig) -> str:
+    choice = str(cfg.get("parser") or "auto").strip().lower()
+    if choice not in PARSERS:
+        raise FacezooError(f"parser={cfg.get('parser')}: choose one of {', '.join(PARSERS)}")
+    return choice
+
+
 def load_generator(cfg: DictConfig) -> nn.Module:
     """The generator from ``ckpt_path`` (a facezoo PSGAN checkpoint) or ``weights`` (the official ``G.pth``).
 
@@ -206,7 +258,6 @@ def run(cfg: DictConfig) -> np.ndarray:
     end, atomically.
     """
     from facezoo.face.detect import get_detector
-    from facezoo.face.parsing import load_bisenet
     from facezoo.face.photo import check_output_path, read_photo, write_photo
 
     for key in ("source", "reference", "out"):
@@ -215,12 +266,13 @@ def run(cfg: DictConfig) -> np.ndarray:
                                "source=A.jpg reference=B.jpg out=C.png")
     check_output_path(cfg.out)
     regions = parse_regions(cfg.get("regions"))
+    _parser_choice(cfg)
     source_img, reference_img = read_photo(cfg.source), read_photo(cfg.reference)
     detector = get_detector(cfg.get("detector", "auto"), cfg.get("detector_weights"), cfg.get("device", "cpu"),
                             path_arg="detector_weights")
     faces = (detect_face(source_img, detector, str(cfg.source)),  # "no face" fails before loading networks
              detect_face(reference_img, detector, str(cfg.reference)))
-    parser = FaceParser(load_bisenet(cfg.get("parser_weights", "face_parsing_bisenet"), cfg.get("device", "cpu")))
+    parser = load_parser(cfg)
     generator = load_generator(cfg)
     out = transfer(source_img, reference_img, generator, detector, parser, alpha=cfg.get("alpha", 1.0),
                    regions=regions, size=int(cfg.get("size", 256)), minmax=bool(cfg.get("minmax", False)),
