@@ -30,9 +30,10 @@ def read_checkpoint(path: str | Path, map_location="cpu") -> dict:
         raise FacezooError(f"{path}: no such checkpoint file")
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=False)
-    except Exception as err:  # truncated or not a torch file
-        raise FacezooError(f"{path}: cannot read checkpoint ({type(err).__name__}: "
-                           f"{' '.join(str(err).split())})") from None
+    except Exception as err:  # truncated or not a torch file: the first sentence of torch's message
+        reason = " ".join(str(err).split()).split(". ")[0].rstrip(".")
+        raise FacezooError(f"{path}: cannot read checkpoint, the file is truncated, damaged or not a torch file "
+                           f"({type(err).__name__}: {reason})") from None
     if not isinstance(ckpt, dict) or "facezoo_config" not in ckpt or "state_dict" not in ckpt:
         raise FacezooError(f"{path}: not a facezoo checkpoint (no facezoo_config / state_dict)")
     return ckpt

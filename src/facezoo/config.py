@@ -11,7 +11,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-__all__ = ["CONF_DIR", "compose", "build_model", "instantiate_model", "config_names"]
+__all__ = ["CONF_DIR", "compose", "build_model", "instantiate_model", "instantiate_data", "config_names"]
 
 #: The config tree shipped inside the package (``conf/`` at the repository root).
 CONF_DIR = Path(__file__).resolve().parent / "conf"
@@ -40,8 +40,18 @@ def compose(config_name: str = "train", overrides: Sequence[str] = ()) -> DictCo
 
 def instantiate_model(model_cfg: DictConfig):
     """``instantiate(model_cfg)``; a user-facing error inside the constructor (a bad value such as an unknown loss
-    term, a missing or wrong file the model loads, e.g. MaskGAN's stage-1 MaskVAE) stays one
-    :class:`~facezoo.utils.FacezooError` line instead of Hydra's wrapped traceback."""
+    term or a negative learning rate, a missing or wrong file the model loads, e.g. MaskGAN's stage-1 MaskVAE)
+    stays one :class:`~facezoo.utils.FacezooError` line instead of Hydra's wrapped traceback."""
+    return _instantiate_checked(model_cfg)
+
+
+def instantiate_data(data_cfg: DictConfig):
+    """``instantiate(data_cfg)`` (the data module), with the bad values it refuses (``data.batch_size=0``, a
+    missing dataset root…) as one :class:`~facezoo.utils.FacezooError` line, as :func:`instantiate_model`."""
+    return _instantiate_checked(data_cfg)
+
+
+def _instantiate_checked(node: DictConfig):
     from hydra.errors import InstantiationException
     from hydra.utils import instantiate
 
@@ -49,7 +59,7 @@ def instantiate_model(model_cfg: DictConfig):
     from facezoo.utils import ConfigError, FacezooError
 
     try:
-        return instantiate(model_cfg, _convert_="all")
+        return instantiate(node, _convert_="all")
     except InstantiationException as err:
         cause = err.__cause__
         if isinstance(cause, (FacezooError, WeightsNotFoundError)):

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import importlib
 import logging
-import sys
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -26,7 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from facezoo.checkpoints import load, method_of
 from facezoo.metrics import DISTRIBUTION_METRICS
-from facezoo.utils import FacezooError, atomic_write_json
+from facezoo.utils import atomic_write_json, check_writable, user_errors
 
 log = logging.getLogger("facezoo.evaluate")
 
@@ -167,14 +166,20 @@ def evaluate(cfg: DictConfig) -> dict:
             "num_samples": n, "skipped": skipped, "metrics": flat}
 
 
+#: the usage line of a missing ``ckpt_path``
+USAGE = "python -m facezoo.evaluate ckpt_path=runs/<run>/checkpoints/last.ckpt [out=FILE.json] [split=test]"
+
+
+def output_path(cfg: DictConfig) -> Path:
+    """Where the JSON goes: ``out``, or ``<checkpoint dir>/../eval_metrics.json``."""
+    return Path(cfg.out) if cfg.out else Path(cfg.ckpt_path).resolve().parent.parent / "eval_metrics.json"
+
+
 @hydra.main(version_base="1.3", config_path="conf", config_name="evaluate")
+@user_errors("facezoo.evaluate", usage=USAGE)
 def main(cfg: DictConfig) -> None:
-    try:
-        result = evaluate(cfg)
-    except FacezooError as err:
-        print(f"facezoo.evaluate: error: {err}", file=sys.stderr)
-        sys.exit(2)
-    out = Path(cfg.out) if cfg.out else Path(cfg.ckpt_path).resolve().parent.parent / "eval_metrics.json"
+    out = check_writable(output_path(cfg), "out")     # before any work: a folder, a read-only place
+    result = evaluate(cfg)
     atomic_write_json(out, result)
     log.info("wrote %s", out)
     print(OmegaConf.to_yaml(OmegaConf.create(result["metrics"])))

@@ -12,18 +12,16 @@ from __future__ import annotations
 
 import importlib
 import logging
-import sys
 from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig
 
-from facezoo.utils import FacezooError
+from facezoo.utils import EXIT_USAGE, FacezooError, user_errors
 
 log = logging.getLogger("facezoo.infer")
 
-#: Exit status for errors in the user's input or environment.
-EXIT_USAGE = 2
+__all__ = ["EXIT_USAGE", "available_methods", "load_pipeline", "infer", "main"]
 
 
 def available_methods() -> list[str]:
@@ -53,17 +51,10 @@ def infer(cfg: DictConfig):
     return load_pipeline(str(cfg.method)).run(cfg)
 
 
-def _one_line(err: BaseException) -> str:
-    return " ".join(str(err).split()) or type(err).__name__
-
-
 @hydra.main(version_base="1.3", config_path="conf/infer", config_name="infer")
+@user_errors("facezoo.infer")
 def main(cfg: DictConfig) -> None:
-    try:
-        infer(cfg)
-    except (FacezooError, FileNotFoundError) as err:   # WeightsNotFoundError is a FileNotFoundError
-        print(f"facezoo.infer: error: {_one_line(err)}", file=sys.stderr)
-        sys.exit(EXIT_USAGE)
+    infer(cfg)
 
 
 if __name__ == "__main__":

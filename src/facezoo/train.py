@@ -13,7 +13,6 @@ Outputs (``hydra.run.dir=DIR``): ``DIR/checkpoints/{last,best}.ckpt``, ``DIR/sam
 from __future__ import annotations
 
 import logging
-import sys
 import time
 from pathlib import Path
 
@@ -25,8 +24,8 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from facezoo.checkpoints import read_checkpoint
-from facezoo.config import instantiate_model
-from facezoo.utils import FacezooError, append_csv_row, apply_gpus_alias, atomic_write_json, check_devices
+from facezoo.config import instantiate_data, instantiate_model
+from facezoo.utils import FacezooError, append_csv_row, apply_gpus_alias, atomic_write_json, check_devices, user_errors
 
 log = logging.getLogger("facezoo.train")
 
@@ -49,7 +48,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
             raise FacezooError(f"ckpt_path={err}") from None
     L.seed_everything(cfg.seed, workers=True)
 
-    datamodule = instantiate(cfg.data, _convert_="all")
+    datamodule = instantiate_data(cfg.data)
     model = instantiate_model(cfg.model)
     model.facezoo_config = OmegaConf.to_container(cfg, resolve=True)
 
@@ -93,12 +92,9 @@ def _add_multirun_row(cfg: DictConfig, metrics: dict[str, float]) -> None:
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
+@user_errors("facezoo.train")
 def main(cfg: DictConfig) -> float | None:
-    try:
-        metrics = train(cfg)
-    except FacezooError as err:
-        print(f"facezoo.train: error: {err}", file=sys.stderr)
-        sys.exit(2)
+    metrics = train(cfg)
     with open_dict(cfg):
         name = cfg.get("optimized_metric")
     return metrics.get(name) if name else None

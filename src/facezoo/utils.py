@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import fcntl
 import io
 import json
 import logging
 import os
+import sys
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import IO
 
@@ -28,6 +30,63 @@ class FacezooError(RuntimeError):
 class ConfigError(FacezooError, ValueError):
     """A bad configuration value (an unknown loss term, a negative weight…): a one-line :class:`FacezooError` that is
     also the ``ValueError`` the constructor raised."""
+
+
+class NonFiniteLossError(FacezooError, FloatingPointError):
+    """A loss term became NaN or inf during training: the run stops at that step, before the backward pass, and
+    no checkpoint is written after it (see ``GANModule.run_phase``)."""
+
+
+# ------------------------------------------------------------------------------------ user errors
+#: Exit status of every entry point when the user's input or environment is at fault (argparse's usage status).
+EXIT_USAGE = 2
+
+
+def one_line(err: BaseException) -> str:
+    """An exception's message on one line (whitespace runs collapsed); its type name when it has none."""
+    return " ".join(str(err).split()) or type(err).__name__
+
+
+def _user_error_types() -> tuple[type[BaseException], ...]:
+    from omegaconf.errors import MissingMandatoryValue
+
+    # FileNotFoundError covers facezoo.nets.weights.WeightsNotFoundError (a weight file that is not there)
+    return FacezooError, FileNotFoundError, MissingMandatoryValue
+
+
+@contextlib.contextmanager
+def user_errors(entry: str, usage: str | None = None) -> Iterator[None]:
+    """Turn the errors a user can fix into one line, ``<entry>: error: <what to fix>`` on stderr, and exit
+    status :data:`EXIT_USAGE` (2), without a traceback; anything else (a bug) propagates with its traceback.
+
+    The one place where the entry points (``facezoo.train``, ``facezoo.evaluate``, ``facezoo.infer``) handle
+    user errors: a context manager, or a decorator under ``@hydra.main``.
+
+    Caught: :class:`FacezooError` (and its :class:`ConfigError`, :class:`NonFiniteLossError`),
+    ``FileNotFoundError`` (with ``WeightsNotFoundError``), and omegaconf's ``MissingMandatoryValue`` (a ``???``
+    option not given), which prints ``<key>= is required: <usage>``.
+
+    Args:
+        entry: the program name the line starts with, e.g. ``"facezoo.train"``.
+        usage: the command line to show when a required option is missing.
+
+    Example:
+        >>> with user_errors("facezoo.evaluate"):      # doctest: +SKIP
+        ...     raise FacezooError("x.ckpt: no such checkpoint file")
+        facezoo.evaluate: error: x.ckpt: no such checkpoint file     (on stderr; SystemExit(2))
+    """
+    from omegaconf.errors import MissingMandatoryValue
+
+    try:
+        yield
+    except _user_error_types() as err:
+        if isinstance(err, MissingMandatoryValue):
+            key = err.full_key or err.key or "a required option"
+            message = f"{key}= is required" + (f": {usage}" if usage else f" (give {key}=VALUE)")
+        else:
+            message = one_line(err)
+        print(f"{entry}: error: {message}", file=sys.stderr, flush=True)
+        sys.exit(EXIT_USAGE)
 
 
 # ------------------------------------------------------------------------------------------ devices
@@ -87,6 +146,9 @@ def check_writable(path: str | Path, option: str = "out") -> Path:
     Returns:
         ``path``.
 
+    The parent is probed by creating (and at once removing) a temporary file in it, as :func:`atomic_write` will:
+    permission bits alone miss read-only file systems and, for root, folders the kernel refuses (``/sys``).
+
     Raises:
         FacezooError: one line naming ``option`` and what is in the way.
     """
@@ -100,6 +162,12 @@ def check_writable(path: str | Path, option: str = "out") -> Path:
         raise FacezooError(f"{option}={path}: cannot write there, {parent} is a file, not a folder")
     if not os.access(parent, os.W_OK | os.X_OK):
         raise FacezooError(f"{option}={path}: cannot write there, no permission to write in {parent}")
+    try:
+        fd, probe = tempfile.mkstemp(dir=parent, prefix=".facezoo-write-check.", suffix=".tmp")
+    except OSError as err:
+        raise FacezooError(f"{option}={path}: cannot write there, {parent}: {err.strerror or one_line(err)}") from None
+    os.close(fd)
+    os.unlink(probe)
     return path
 
 

@@ -18,7 +18,8 @@ class FaceDataModule(L.LightningDataModule):
         splits: per-split keyword arguments, e.g. ``{"train": {"length": 4000, "num_identities": 200}}``.
         size: image side of the samples (models read it to size themselves).
         num_classes: identity classes of the train split (for identity-classification heads).
-        batch_size, num_workers: DataLoader settings (per process under DDP).
+        batch_size, num_workers: DataLoader settings (per process under DDP); ``batch_size >= 1``,
+            ``num_workers >= 0`` (a bad value is a one-line ``ValueError`` at construction).
         root: the dataset directory of file-based datasets; only used through interpolation
             (``dataset.root: ${..root}`` in conf/data/*.yaml, so ``data.root=DIR`` works), ignored here.
         seed: shuffling seed; the order of epoch ``e`` is a function of ``(seed, e)`` only, so a resumed
@@ -34,6 +35,9 @@ class FaceDataModule(L.LightningDataModule):
                  size: int = 128, num_classes: int | None = None, batch_size: int = 8,
                  num_workers: int = 0, seed: int = 0, pin_memory: bool = False, root: str | None = None):
         super().__init__()
+        for name, value, least in (("size", size, 1), ("batch_size", batch_size, 1), ("num_workers", num_workers, 0)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < least:
+                raise ValueError(f"data.{name} must be an integer >= {least}, got {value!r}")
         self.dataset_factory = dataset
         self.splits = {k: dict(v or {}) for k, v in (splits or {}).items()}
         self.size = size

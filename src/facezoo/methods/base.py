@@ -21,12 +21,15 @@ See ``docs/architecture.md`` for the contract in one page.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import lightning as L
 import torch
 from torch import nn
+
+from facezoo.utils import NonFiniteLossError
 
 log = logging.getLogger(__name__)
 
@@ -164,10 +167,29 @@ class GANModule(L.LightningModule):
         for name, factory in given.items():
             if not callable(factory):
                 raise ValueError(f"model.optimizers.{name} must be an optimizer node with _partial_: true")
+            self._check_optimizer_values(name, getattr(factory, "keywords", None) or {})
         unknown = sorted(set(schedulers) - used)
         if unknown:
             raise ValueError(f"model.schedulers: no optimizer named {unknown[0]!r}; optimizers: {sorted(used)}")
         return given
+
+    #: optimizer keywords that must be finite numbers >= 0 (torch raises only when the optimizer is built, in fit)
+    NON_NEGATIVE_OPTIMIZER_VALUES = ("lr", "weight_decay", "eps", "momentum")
+
+    @classmethod
+    def _check_optimizer_values(cls, name: str, keywords: Mapping) -> None:
+        """Refuse, at construction, the optimizer values torch would refuse deep inside ``fit``: a negative or
+        non-finite ``lr`` / ``weight_decay`` / ``eps`` / ``momentum``, ``betas`` outside [0, 1)."""
+        for key in cls.NON_NEGATIVE_OPTIMIZER_VALUES:
+            value = keywords.get(key)
+            if value is None:
+                continue
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value) or value < 0:
+                raise ValueError(f"model.optimizers.{name}.{key} must be a finite number >= 0, got {value!r}")
+        betas = keywords.get("betas")
+        if betas is not None:
+            if not all(isinstance(b, (int, float)) and not isinstance(b, bool) and 0 <= b < 1 for b in betas):
+                raise ValueError(f"model.optimizers.{name}.betas must be numbers in [0, 1), got {list(betas)}")
 
     def _build_frozen(self, name: str, spec: Mapping | None, terms: Sequence[str]) -> None:
         """Build one frozen part as attribute ``name`` (``None`` when it is off; see ``frozen``)."""
@@ -284,7 +306,8 @@ class GANModule(L.LightningModule):
             self.step_schedulers()
 
     def run_phase(self, phase: Phase, batch: Mapping, optimizers: Mapping) -> None:
-        """``<phase>_terms`` → weighted sum → backward → step, under ``toggled_optimizer``; logs the terms."""
+        """``<phase>_terms`` → weighted sum → finiteness check (:meth:`check_finite`) → backward → step, under
+        ``toggled_optimizer``; logs the terms."""
         optimizer = optimizers[phase.optimizer]
         with self.toggled_optimizer(optimizer):
             terms = getattr(self, f"{phase.name}_terms")(batch)
@@ -293,6 +316,7 @@ class GANModule(L.LightningModule):
                 raise RuntimeError(f"{type(self).__name__}.{phase.name}_terms returned undeclared terms "
                                    f"{sorted(unknown)}")
             loss = self.weighted_sum(phase.name, terms)
+            self.check_finite(phase.name, terms, loss)
             extra = []
             for name, subset in phase.also:      # gradients of a subset of terms for another optimizer
                 params = [p for group in optimizers[name].param_groups for p in group["params"]]
@@ -306,6 +330,28 @@ class GANModule(L.LightningModule):
                 opt.step()
         counted = {k: v for k, v in terms.items() if self.wants(phase.name, k)}
         self.log_terms(phase.name, {**counted, "total": loss})
+
+    def check_finite(self, phase: str, terms: Mapping[str, torch.Tensor], total: torch.Tensor) -> None:
+        """Stop the run, before any backward pass or optimizer step, when a counted term of ``phase`` (or their
+        weighted sum) is NaN or inf: one host sync per phase.
+
+        Raises:
+            NonFiniteLossError: one line naming the phase, the term and the step (``trainer.global_step``); Lightning
+                then stops without saving (``ModelCheckpoint`` saves on an exception only with
+                ``save_on_exception=True``), so the last checkpoint on disk is the last good one.
+        """
+        counted = {k: v for k, v in terms.items() if self.wants(phase, k)}
+        counted["total"] = total
+        values = {k: torch.as_tensor(v).detach().reshape(-1).float().to(self.device) for k, v in counted.items()}
+        if not values or bool(torch.isfinite(torch.cat(list(values.values()))).all()):
+            return
+        name, bad = next((k, v) for k, v in values.items() if not bool(torch.isfinite(v).all()))
+        kind = "nan" if bool(bad.isnan().any()) else "inf"
+        raise NonFiniteLossError(
+            f"loss term {phase}.{name} is {kind} at step {self.global_step} (phase {phase}, "
+            f"epoch {self.current_epoch}, batch {self.batches_seen}); nothing was saved after it: lower the learning "
+            f"rate (model.optimizers.*.lr) or the term's weight (model.loss.{phase}.{name}), or resume from the last "
+            f"checkpoint")
 
     def optimize(self, optimizer, loss: torch.Tensor) -> None:
         """zero_grad → manual_backward → step for one (Lightning) optimizer."""

@@ -51,7 +51,8 @@ def read_points(path: str | Path) -> np.ndarray:
         ``(N, 2)`` float64 (x, y), N = 68 (iBUG) or 66 (GANnotation's scheme).
 
     Raises:
-        FacezooError: missing or unreadable file, wrong shape, or non-finite values; the message names the file.
+        FacezooError: missing or unreadable file, wrong shape, non-finite values, or degenerate points (the outer
+            eye corners coincide, or the points lie on a line); the message names the file.
     """
     path = Path(path)
     if not path.is_file():
@@ -78,6 +79,14 @@ def read_points(path: str | Path) -> np.ndarray:
         raise FacezooError(f"{path}: expected (68, 2) or (66, 2) points (x y per row), got shape {points.shape}")
     if not np.isfinite(points).all():
         raise FacezooError(f"{path}: non-finite point coordinates")
+    from facezoo.metrics import EYE_CORNERS
+
+    a, b = EYE_CORNERS[len(points)]
+    if np.linalg.norm(points[a] - points[b]) <= 0:     # the crop box and every NME are normalised by it
+        raise FacezooError(f"{path}: zero inter-ocular distance (points {a + 1} and {b + 1}, the outer eye corners, "
+                           f"coincide); not the landmarks of a face")
+    if (np.ptp(points, axis=0) <= 0).any():
+        raise FacezooError(f"{path}: the points have no width or no height; not the landmarks of a face")
     return points
 
 

@@ -309,8 +309,9 @@ class Discriminator(nn.Module):
 
     def __init__(self, image_size: int = 128, conv_dim: int = 64, repeat_num: int = 6, width: float = 1.0):
         super().__init__()
-        if repeat_num < 1 or image_size % 2**repeat_num:
-            raise ValueError(f"image_size {image_size} must be divisible by 2**repeat_num = {2 ** repeat_num}")
+        if repeat_num < 1 or image_size < 2**repeat_num or image_size % 2**repeat_num:
+            raise ValueError(f"image_size {image_size} must be positive and divisible by 2**repeat_num = "
+                             f"{2 ** repeat_num}")
         self.image_size = image_size
         layers, cin, cout = [], 3, _channels(conv_dim, width)
         for _ in range(repeat_num):

@@ -122,6 +122,9 @@ class PSGAN(GANModule):
                  frozen: Mapping | None = None, seed: int = 0, grad_clip: float = 0.0):
         if g_every < 1:
             raise ValueError(f"g_every must be >= 1, got {g_every}")
+        if image_size < 24 or image_size % 4:    # G halves twice and doubles back; each critic needs >= 24
+            raise ValueError(f"image_size must be a multiple of 4 and at least 24 (PSGAN's generator downsamples "
+                             f"twice), got {image_size}")
         super().__init__(
             phases=[Phase("d_a", "discriminator_a", ("adversarial",)),
                     Phase("d_b", "discriminator_b", ("adversarial",)),

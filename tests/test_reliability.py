@@ -1,0 +1,298 @@
+"""Reliability promises (docs/reliability.md): a bad input ends with ONE line ``<entry>: error: <what to fix>`` and
+exit status 2, before any work and without writing or touching an output; a NaN or inf loss stops training at that
+step by name and leaves the last good checkpoint as it was.
+
+Four cases run the real command lines in subprocesses (``python -m facezoo.<entry>``); the others call the same
+``main`` (Hydra decorator included) in-process with ``sys.argv`` set, which exercises the same code path without the
+import cost.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import re
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import skimage.data
+import torch
+from conftest import run_module
+from PIL import Image
+
+from facezoo.config import compose
+from facezoo.utils import EXIT_USAGE, FacezooError, NonFiniteLossError, user_errors
+
+#: Tiny GANnotation (tests/test_contract.py's sizes), 4 batches an epoch, with an absurd learning-rate schedule: G's
+#: rate is multiplied by 1e34 after every epoch (1e-4 → 1e30), so epoch 0 trains normally and is checkpointed, and
+#: epoch 1 blows up.
+TINY_GANNOTATION = [
+    "model=gannotation", "data.size=64", "model.width=0.125", "data.batch_size=2", "data.num_workers=0",
+    "data.splits.train.length=8", "data.splits.train.num_identities=2",
+    "data.splits.val.length=2", "data.splits.val.num_identities=2",
+    "data.splits.test.length=2", "data.splits.test.num_identities=2",
+    "model.frozen.identity_loss=null", "trainer=cpu", "trainer.max_epochs=1", "trainer.limit_train_batches=4",
+    "trainer.limit_val_batches=1", "trainer.val_check_interval=null", "trainer.num_sanity_val_steps=0",
+    "trainer.enable_model_summary=false", "+trainer.enable_progress_bar=false", "callbacks.rich_progress_bar=null",
+    "callbacks.sample_grid=null", "logger=csv",
+    "+model.schedulers.generator._target_=torch.optim.lr_scheduler.StepLR",
+    "+model.schedulers.generator._partial_=true", "+model.schedulers.generator.step_size=1",
+    "+model.schedulers.generator.gamma=1e34",
+]
+
+#: Hydra leaves the process's logging alone in the in-process calls.
+QUIET = ["hydra/job_logging=none", "hydra/hydra_logging=none"]
+
+
+def call_main(entry: str, args, monkeypatch, capsys) -> tuple[int | None, str]:
+    """``python -m <entry> <args>`` in-process (the Hydra ``main``): ``(exit status or None, stderr)``."""
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.hydra_config import HydraConfig
+
+    GlobalHydra.instance().clear()
+    monkeypatch.setattr(sys, "argv", [entry, *map(str, args), *QUIET])
+    module = importlib.import_module(entry)
+    capsys.readouterr()
+    try:
+        module.main()
+        code = None
+    except SystemExit as exit_:
+        code = exit_.code
+    finally:                     # leave no Hydra state behind for the next test
+        GlobalHydra.instance().clear()
+        HydraConfig.instance().cfg = None
+    return code, capsys.readouterr().err
+
+
+def error_line(stderr: str, entry: str) -> str:
+    """The one error line of ``stderr`` (and that there is exactly one, and no traceback)."""
+    assert "Traceback" not in stderr, stderr
+    lines = [line for line in stderr.splitlines() if "error" in line.lower()]
+    assert len(lines) == 1 and lines[0].startswith(f"{entry}: error: "), stderr
+    return lines[0]
+
+
+def files_under(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+# ------------------------------------------------------------------------------------------------ fixtures
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory) -> Path:
+    """One epoch of tiny GANnotation (in-process): ``checkpoints/last.ckpt`` is the last good checkpoint of a run
+    whose next epoch will blow up."""
+    from facezoo.train import train
+
+    folder = tmp_path_factory.mktemp("gannotation_run")
+    cwd = os.getcwd()
+    os.chdir(folder)
+    try:
+        train(compose("train", [*TINY_GANNOTATION, f"paths.output_dir={folder}", "paths.work_dir=."]))
+    finally:
+        os.chdir(cwd)
+    assert (folder / "checkpoints" / "last.ckpt").is_file()
+    return folder
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory) -> dict[str, Path]:
+    """The astronaut photo, a real target's points, points with zero inter-ocular distance."""
+    from facezoo.face.detect import DlibDetector
+
+    folder = tmp_path_factory.mktemp("photos")
+    image = skimage.data.astronaut()
+    Image.fromarray(image).save(folder / "astronaut.png")
+    points = DlibDetector().detect(image)[0].landmarks
+    np.save(folder / "target.npy", points)
+    flat = points.copy()
+    flat[45] = flat[36]                       # outer eye corners on one spot
+    np.save(folder / "zero_iod.npy", flat)
+    return {"source": folder / "astronaut.png", "target": folder / "target.npy", "zero_iod": folder / "zero_iod.npy"}
+
+
+@pytest.fixture
+def read_only_dir(tmp_path) -> Path:
+    """A folder this process cannot create files in: a ``chmod 555`` folder, or for root (whom permission bits do
+    not stop) ``/sys``, which the kernel refuses to create files in."""
+    folder = tmp_path / "read_only"
+    folder.mkdir()
+    folder.chmod(0o555)
+    candidates = [folder, Path("/sys")]
+    for candidate in candidates:
+        try:
+            (candidate / ".probe").touch()
+        except OSError:
+            yield candidate
+            break
+        (candidate / ".probe").unlink()
+    else:
+        pytest.skip("no folder here refuses writes to this process")
+    folder.chmod(0o755)
+
+
+# -------------------------------------------------------------------------------- the one place, as a unit
+def test_user_errors_turns_user_errors_into_one_line_and_status_2(capsys):
+    with pytest.raises(SystemExit) as exit_, user_errors("facezoo.x"):
+        raise FacezooError("a.ckpt: cannot read checkpoint\n  (details)")
+    assert exit_.value.code == EXIT_USAGE == 2
+    assert capsys.readouterr().err == "facezoo.x: error: a.ckpt: cannot read checkpoint (details)\n"
+
+    with pytest.raises(KeyError), user_errors("facezoo.x"):     # a bug keeps its traceback
+        raise KeyError("bug")
+
+
+def test_nonfinite_loss_names_phase_term_and_kind():
+    from facezoo.config import build_model
+
+    model = build_model(*TINY_GANNOTATION[:3])
+    terms = {"adversarial": torch.tensor(1.0), "reconstruction": torch.tensor(float("nan")),
+             "self_consistency": torch.tensor(float("inf")), "triple": torch.tensor(0.5)}
+    with pytest.raises(NonFiniteLossError, match=r"loss term g\.reconstruction is nan at step 0 \(phase g"):
+        model.check_finite("g", terms, model.weighted_sum("g", terms))
+    terms["reconstruction"] = torch.tensor(1.0)
+    with pytest.raises(NonFiniteLossError, match=r"loss term g\.self_consistency is inf at step 0"):
+        model.check_finite("g", terms, model.weighted_sum("g", terms))
+    huge = {"adversarial": torch.tensor(3e38), "reconstruction": torch.tensor(3e38)}     # finite terms, inf sum
+    with pytest.raises(NonFiniteLossError, match=r"loss term g\.total is inf"):
+        model.check_finite("g", huge, model.weighted_sum("g", huge))
+    assert not model.wants("g", "perceptual")         # weight 0: not counted, so its NaN does not stop the run
+    model.check_finite("g", {"adversarial": torch.tensor(1.0), "perceptual": torch.tensor(float("nan"))},
+                       torch.tensor(1.0))
+
+
+# ------------------------------------------------------------------------------------------------ NaN stop
+def test_nan_stops_training_by_name_and_keeps_the_last_checkpoint(run_dir, tmp_path):
+    """An absurd learning rate (1e30 from epoch 1): the resumed run stops at the first non-finite term with one line
+    naming phase, term and step; last.ckpt and best.ckpt are byte for byte the epoch-0 files, nothing else appears."""
+    folder = tmp_path / "run"
+    shutil.copytree(run_dir, folder)
+    before = files_under(folder / "checkpoints")
+    summary = (folder / "metrics.json").read_bytes()        # epoch 0's; a failed run does not rewrite it
+    proc = run_module("facezoo.train", *TINY_GANNOTATION, "trainer.max_epochs=2", f"hydra.run.dir={folder}",
+                      f"ckpt_path={folder / 'checkpoints' / 'last.ckpt'}", check=False)
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    line = error_line(proc.stderr, "facezoo.train")
+    found = re.fullmatch(r"facezoo\.train: error: loss term (\w+)\.(\w+) is (nan|inf) at step (\d+) \(phase (\w+), "
+                         r"epoch 1, .*", line)
+    assert found, line
+    phase, term, _, step, phase_again = found.groups()
+    assert phase == phase_again and phase in ("d", "g") and term
+    assert int(step) > torch.load(folder / "checkpoints" / "last.ckpt", map_location="cpu",
+                                  weights_only=False)["global_step"]
+    assert files_under(folder / "checkpoints") == before
+    assert (folder / "metrics.json").read_bytes() == summary
+
+
+# ----------------------------------------------------------------------------------------------- training
+def test_negative_learning_rate_is_one_line_before_any_output(tmp_path):
+    proc = run_module("facezoo.train", *TINY_GANNOTATION, "model.optimizers.generator.lr=-0.001",
+                      f"hydra.run.dir={tmp_path}", check=False)
+    assert proc.returncode == 2
+    assert error_line(proc.stderr, "facezoo.train") == (
+        "facezoo.train: error: model.optimizers.generator.lr must be a finite number >= 0, got -0.001")
+    assert {p.name for p in tmp_path.iterdir()} <= {"train.log", ".hydra"}     # no csv/, checkpoints/, samples/
+
+
+@pytest.mark.parametrize("override, message", [
+    ("data.batch_size=0", "data.batch_size must be an integer >= 1, got 0"),
+    ("data.size=0", "data.size must be an integer >= 1, got 0"),
+    ("data.size=96", "image_size 96 must be positive and divisible by 2**repeat_num = 64"),
+    ("model.optimizers.discriminator.betas=[0.5,1.5]", "model.optimizers.discriminator.betas must be numbers in"),
+])
+def test_bad_hyper_parameters_are_one_line_at_construction(override, message, tmp_path, monkeypatch, capsys):
+    code, err = call_main("facezoo.train", [*TINY_GANNOTATION, override, f"hydra.run.dir={tmp_path}"],
+                          monkeypatch, capsys)
+    assert code == 2
+    assert message in error_line(err, "facezoo.train")
+    assert not (tmp_path / "csv").exists() and not (tmp_path / "checkpoints").exists()
+
+
+def test_psgan_refuses_a_size_its_networks_cannot_take(tmp_path, monkeypatch, capsys):
+    code, err = call_main("facezoo.train", ["model=psgan", "data.size=50", "data.num_workers=0", "model.width=0.125",
+                                            "trainer=cpu", f"hydra.run.dir={tmp_path}"], monkeypatch, capsys)
+    assert code == 2
+    assert "image_size must be a multiple of 4 and at least 24" in error_line(err, "facezoo.train")
+
+
+def test_truncated_resume_checkpoint_is_one_line(run_dir, tmp_path, monkeypatch, capsys):
+    truncated = tmp_path / "truncated.ckpt"
+    truncated.write_bytes((run_dir / "checkpoints" / "last.ckpt").read_bytes()[:100_000])
+    code, err = call_main("facezoo.train", [*TINY_GANNOTATION, f"ckpt_path={truncated}",
+                                            f"hydra.run.dir={tmp_path / 'run'}"], monkeypatch, capsys)
+    assert code == 2
+    line = error_line(err, "facezoo.train")
+    assert line.startswith(f"facezoo.train: error: ckpt_path={truncated}: cannot read checkpoint, the file is "
+                           "truncated"), line
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+# --------------------------------------------------------------------------------------------- evaluation
+def test_evaluate_without_checkpoint_prints_its_usage(tmp_path):
+    proc = run_module("facezoo.evaluate", f"hydra.run.dir={tmp_path}", check=False)
+    assert proc.returncode == 2
+    assert error_line(proc.stderr, "facezoo.evaluate") == (
+        "facezoo.evaluate: error: ckpt_path= is required: python -m facezoo.evaluate "
+        "ckpt_path=runs/<run>/checkpoints/last.ckpt [out=FILE.json] [split=test]")
+
+
+def test_evaluate_refuses_an_unwritable_output_before_any_work(run_dir, read_only_dir, tmp_path, monkeypatch, capsys):
+    import facezoo.evaluate
+
+    monkeypatch.setattr(facezoo.evaluate, "evaluate", lambda cfg: pytest.fail("evaluated before checking out="))
+    ckpt = run_dir / "checkpoints" / "last.ckpt"
+    for out, problem in ((read_only_dir / "x.json", "cannot write there"), (tmp_path, "is a folder")):
+        code, err = call_main("facezoo.evaluate", [f"ckpt_path={ckpt}", f"out={out}",
+                                                   f"hydra.run.dir={tmp_path / 'h'}"], monkeypatch, capsys)
+        assert code == 2
+        assert error_line(err, "facezoo.evaluate").startswith(f"facezoo.evaluate: error: out={out}: {problem}")
+    assert not (read_only_dir / "x.json").exists()
+
+
+# ---------------------------------------------------------------------------------------------- inference
+def test_infer_a_checkpoint_of_another_method_is_one_line(run_dir, photos, tmp_path):
+    out = tmp_path / "out.png"
+    proc = run_module("facezoo.infer", "model=psgan", f"ckpt_path={run_dir / 'checkpoints' / 'last.ckpt'}",
+                      f"source={photos['source']}", f"reference={photos['source']}",
+                      "parser=landmarks", f"out={out}", check=False)
+    assert proc.returncode == 2
+    assert error_line(proc.stderr, "facezoo.infer").endswith(
+        "last.ckpt: a gannotation checkpoint, not psgan (model=gannotation runs it)")
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("method", ["gannotation", "psgan"])
+def test_infer_refuses_an_unwritable_output_or_a_folder(method, run_dir, photos, read_only_dir, tmp_path,
+                                                        monkeypatch, capsys):
+    import facezoo.face.photo
+
+    monkeypatch.setattr(facezoo.face.photo, "read_photo", lambda *a, **k: pytest.fail("read a photo before out="))
+    inputs = {"gannotation": [f"target_landmarks={photos['target']}"],
+              "psgan": [f"reference={photos['source']}", "parser=landmarks"]}[method]
+    folder = tmp_path / "existing.png"
+    folder.mkdir()
+    for out, problem in ((read_only_dir / "x.png", "cannot write there"), (folder, "is a folder")):
+        code, err = call_main("facezoo.infer", [f"model={method}", f"ckpt_path={run_dir / 'checkpoints' / 'last.ckpt'}",
+                                                f"source={photos['source']}", f"out={out}", *inputs],
+                              monkeypatch, capsys)
+        assert code == 2
+        assert error_line(err, "facezoo.infer").startswith(f"facezoo.infer: error: out={out}: {problem}")
+    assert not (read_only_dir / "x.png").exists() and not any(folder.iterdir())
+
+
+def test_infer_zero_inter_ocular_target_is_one_line_and_leaves_the_output(run_dir, photos, tmp_path, monkeypatch,
+                                                                          capsys):
+    out = tmp_path / "out.png"
+    Image.new("RGB", (8, 8), (1, 2, 3)).save(out)
+    before = out.read_bytes()
+    code, err = call_main("facezoo.infer", ["model=gannotation", f"ckpt_path={run_dir / 'checkpoints' / 'last.ckpt'}",
+                                            f"source={photos['source']}", f"target_landmarks={photos['zero_iod']}",
+                                            f"out={out}"], monkeypatch, capsys)
+    assert code == 2
+    assert error_line(err, "facezoo.infer") == (
+        f"facezoo.infer: error: {photos['zero_iod']}: zero inter-ocular distance (points 37 and 46, the outer eye "
+        "corners, coincide); not the landmarks of a face")
+    assert out.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.png"]       # no temporary file, no _nme.json
