@@ -11,7 +11,7 @@ import logging
 import os
 import sys
 import tempfile
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import IO
 
@@ -54,13 +54,13 @@ def _user_error_types() -> tuple[type[BaseException], ...]:
     return FacezooError, FileNotFoundError, MissingMandatoryValue
 
 
-@contextlib.contextmanager
-def user_errors(entry: str, usage: str | None = None) -> Iterator[None]:
+class user_errors(contextlib.ContextDecorator):  # noqa: N801 - used like a function: ``with user_errors(...)``
     """Turn the errors a user can fix into one line, ``<entry>: error: <what to fix>`` on stderr, and exit
     status :data:`EXIT_USAGE` (2), without a traceback; anything else (a bug) propagates with its traceback.
 
     The one place where the entry points (``facezoo.train``, ``facezoo.evaluate``, ``facezoo.infer``) handle
-    user errors: a context manager, or a decorator under ``@hydra.main``.
+    user errors: a context manager, or a decorator under ``@hydra.main`` (a plain object, so that
+    Hydra's joblib launcher can pickle the decorated task).
 
     Caught: :class:`FacezooError` (and its :class:`ConfigError`, :class:`NonFiniteLossError`),
     ``FileNotFoundError`` (with ``WeightsNotFoundError``), and omegaconf's ``MissingMandatoryValue`` (a ``???``
@@ -75,17 +75,24 @@ def user_errors(entry: str, usage: str | None = None) -> Iterator[None]:
         ...     raise FacezooError("x.ckpt: no such checkpoint file")
         facezoo.evaluate: error: x.ckpt: no such checkpoint file     (on stderr; SystemExit(2))
     """
-    from omegaconf.errors import MissingMandatoryValue
 
-    try:
-        yield
-    except _user_error_types() as err:
+    def __init__(self, entry: str, usage: str | None = None) -> None:
+        self.entry, self.usage = entry, usage
+
+    def __enter__(self) -> user_errors:
+        return self
+
+    def __exit__(self, kind, err, tb) -> bool:
+        from omegaconf.errors import MissingMandatoryValue
+
+        if err is None or not isinstance(err, _user_error_types()):
+            return False
         if isinstance(err, MissingMandatoryValue):
             key = err.full_key or err.key or "a required option"
-            message = f"{key}= is required" + (f": {usage}" if usage else f" (give {key}=VALUE)")
+            message = f"{key}= is required" + (f": {self.usage}" if self.usage else f" (give {key}=VALUE)")
         else:
             message = one_line(err)
-        print(f"{entry}: error: {message}", file=sys.stderr, flush=True)
+        print(f"{self.entry}: error: {message}", file=sys.stderr, flush=True)
         sys.exit(EXIT_USAGE)
 
 
