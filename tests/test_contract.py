@@ -167,7 +167,7 @@ def test_every_config_instantiates(tmp_path):
     """Every model config builds its module and its data module (the template's smoke test, for all)."""
     from hydra.utils import instantiate
 
-    decoder = _psp_decoder(tmp_path)
+    decoder = _psp_decoder(tmp_path) + ["model.width=0.0625"]    # a 102 M-parameter encoder per config is slow
     for choice in CONFIGS:
         psp = compose("train", [choice]).model._target_.endswith("Pixel2Style2Pixel")
         cfg = compose("train", [choice, "data.num_workers=0", *(decoder if psp else [])])
