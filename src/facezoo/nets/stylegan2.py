@@ -1052,6 +1052,19 @@ def _fit_multiplier(chans: dict[int, int], size: int) -> tuple[int, float] | Non
     return None
 
 
+def _architecture(config: dict, chans: dict[int, int], blur: Tensor | None, blur_factor: float) -> dict:
+    """``config`` plus the channels (as a multiplier and width when they fit one, else the table) and the blur
+    kernel (stored scaled by ``blur_factor``) found in a state dict."""
+    fit = _fit_multiplier(chans, config["size"])
+    if fit is not None:
+        config["channel_multiplier"], config["narrow"] = fit
+    else:
+        config["channels"] = chans
+    if blur is not None:
+        config["blur_kernel"] = _blur_kernel_from(blur, blur_factor)
+    return config
+
+
 def generator_config_from_state_dict(state_dict: Mapping[str, Tensor], source: str = "state dict") -> dict:
     """Infer :class:`Generator` arguments (size, style_dim, n_mlp, channels, blur kernel) from tensor shapes.
 
@@ -1079,16 +1092,8 @@ def generator_config_from_state_dict(state_dict: Mapping[str, Tensor], source: s
         if key not in state_dict:
             raise _fail(source, f"not a rosinality StyleGAN2 generator state dict (no {key!r})")
         chans[2 ** (i + 3)] = int(state_dict[key].shape[1])
-    config: dict = {"size": size, "style_dim": style_dim, "n_mlp": n_mlp}
-    fit = _fit_multiplier(chans, size)
-    if fit is not None:
-        config["channel_multiplier"], config["narrow"] = fit
-    else:
-        config["channels"] = chans
-    blur = state_dict.get("convs.0.conv.blur.kernel")
-    if blur is not None:
-        config["blur_kernel"] = _blur_kernel_from(blur, 4.0)
-    return config
+    return _architecture({"size": size, "style_dim": style_dim, "n_mlp": n_mlp}, chans,
+                         state_dict.get("convs.0.conv.blur.kernel"), 4.0)
 
 
 def discriminator_config_from_state_dict(state_dict: Mapping[str, Tensor], source: str = "state dict") -> dict:
@@ -1101,16 +1106,7 @@ def discriminator_config_from_state_dict(state_dict: Mapping[str, Tensor], sourc
     chans = {size: int(state_dict["convs.0.0.weight"].shape[0])}
     for j in range(1, n_blocks + 1):
         chans[2 ** (n_blocks + 2 - j)] = int(state_dict[f"convs.{j}.conv2.1.weight"].shape[0])
-    config: dict = {"size": size}
-    fit = _fit_multiplier(chans, size)
-    if fit is not None:
-        config["channel_multiplier"], config["narrow"] = fit
-    else:
-        config["channels"] = chans
-    blur = state_dict.get("convs.1.conv2.0.kernel")
-    if blur is not None:
-        config["blur_kernel"] = _blur_kernel_from(blur, 1.0)
-    return config
+    return _architecture({"size": size}, chans, state_dict.get("convs.1.conv2.0.kernel"), 1.0)
 
 
 def _load_strict(module: nn.Module, state_dict: Mapping[str, Tensor], source: str) -> None:
