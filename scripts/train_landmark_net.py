@@ -18,30 +18,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
-import kornia
 import torch
 
 from facezoo.data.synthetic import SyntheticReposing
 from facezoo.nets.landmarks import HeatmapLandmarkNet, dataset_nme, stack_faces, training_step
-
-
-def blur_some(images: torch.Tensor, generator: torch.Generator, prob: float = 0.5,
-              max_sigma: float = 1.2) -> torch.Tensor:
-    """Blur each image with probability ``prob`` by a Gaussian of σ ~ U(0.3, max_sigma) px."""
-    out = images.clone()
-    for i in range(len(images)):
-        if float(torch.rand((), generator=generator)) < prob:
-            sigma = 0.3 + (max_sigma - 0.3) * float(torch.rand((), generator=generator))
-            k = 2 * math.ceil(2 * sigma) + 1
-            out[i:i + 1] = kornia.filters.gaussian_blur2d(images[i:i + 1], (k, k), (sigma, sigma),
-                                                          border_type="replicate")
-    return out
+from facezoo.ops import random_blur
 
 
 def train(out: Path, steps: int = 1500, batch_size: int = 16, size: int = 64, width: int = 16, lr: float = 2e-3,
@@ -58,7 +44,7 @@ def train(out: Path, steps: int = 1500, batch_size: int = 16, size: int = 64, wi
     start = time.time()
     for step, batch in enumerate(loader, start=1):
         images, points = stack_faces(batch)
-        terms = training_step(net, optimizer, blur_some(images, generator, blur), points)
+        terms = training_step(net, optimizer, random_blur(images, generator, blur), points)
         schedule.step()
         if step % log_every == 0 or step == steps:
             print(f"step {step}/{steps}  heatmap {terms['heatmap']:.4f}  coordinate {terms['coordinate']:.3f} px  "

@@ -49,11 +49,13 @@ class _Accumulator:
 def metric_networks(names, cfg: DictConfig, device) -> tuple[dict, dict[str, str]]:
     """The networks the requested metrics need, built once: ``({keyword: net}, {metric: why skipped})``.
 
-    ``lpips``: the AlexNet LPIPS (``lpips_backbone``); ``id_sim``: ArcFace IR-SE50 (``identity_weights``).
+    ``lpips``: the AlexNet LPIPS (``lpips_backbone``); ``id_sim``: ArcFace IR-SE50 (``identity_weights``);
+    ``id_sim_synthetic``: facezoo's synthetic-face identity network (``synthetic_identity_weights``).
     """
     from facezoo.nets.weights import WeightsNotFoundError
 
-    builders = {"lpips": ("lpips_net", lambda: _lpips(cfg)), "id_sim": ("id_net", lambda: _arcface(cfg))}
+    builders = {"lpips": ("lpips_net", lambda: _lpips(cfg)), "id_sim": ("id_net", lambda: _arcface(cfg)),
+                "id_sim_synthetic": ("synthetic_id_net", lambda: _synthetic_identity(cfg))}
     nets, skipped = {}, {}
     for name in names:
         if name not in builders:
@@ -86,6 +88,12 @@ def _arcface(cfg: DictConfig):
     from facezoo.nets.irse import IRSE50
 
     return IRSE50.from_pretrained(None if cfg.identity_weights == "ir_se50" else cfg.identity_weights)
+
+
+def _synthetic_identity(cfg: DictConfig):
+    from facezoo.nets.identity import SyntheticIdentityNet
+
+    return SyntheticIdentityNet.from_pretrained(cfg.get("synthetic_identity_weights"))
 
 
 def distribution_metrics(names, outputs, cfg: DictConfig, device, skipped: dict) -> dict:

@@ -583,6 +583,8 @@ METRICS: dict[str, MetricSpec] = {
     "ms_ssim": MetricSpec(ms_ssim, {}, True),
     "lpips": MetricSpec(lpips, {"lpips_net": "net"}, False),
     "id_sim": MetricSpec(identity_similarity, {"id_net": "net"}, True),
+    # the same cosine similarity in the embedding of facezoo's synthetic-face identity network (offline)
+    "id_sim_synthetic": MetricSpec(identity_similarity, {"synthetic_id_net": "net"}, True),
     "nme": MetricSpec(
         _nme_of_images,
         {"landmark_net": "landmark_net"},
@@ -623,7 +625,8 @@ def compute_metrics(names: Sequence[str], fake: torch.Tensor, real: torch.Tensor
         real: same shape, the ground truth; ``None`` when the data has none.
         skip_missing: leave out the metrics whose networks or inputs are not given (instead of raising).
         **inputs: the networks / inputs the metrics need: ``lpips_net`` (an ``lpips.LPIPS``), ``id_net``
-            (identity network), ``landmark_net`` (images -> (B, N, 2)), ``target_landmarks`` ((B, N, 2) ground
+            (identity network), ``synthetic_id_net`` (:class:`~facezoo.nets.identity.SyntheticIdentityNet`),
+            ``landmark_net`` (images -> (B, N, 2)), ``target_landmarks`` ((B, N, 2) ground
             truth for ``nme``), ``regions`` / ``region_names`` / ``reference`` / ``reference_regions`` for the
             per-region histogram distances, ``mask_parser`` (images -> label ids) and ``target_mask`` for
             ``mask_accuracy`` / ``mask_miou``.

@@ -1,17 +1,22 @@
-"""Image operations shared by losses, baselines and metrics: per-channel histogram matching (PSGAN).
+"""Image operations shared by losses, baselines, metrics and training scripts.
 
-An operation, not a loss: :func:`facezoo.losses.makeup_loss` and PSGAN's histogram-matching baseline both use
-:func:`histogram_match`.
+* :func:`histogram_match`: per-channel histogram matching (PSGAN). An operation, not a loss:
+  :func:`facezoo.losses.makeup_loss` and PSGAN's histogram-matching baseline both use it.
+* :func:`random_blur`: Gaussian blur of a random subset of a batch, the augmentation that makes facezoo's
+  synthetic-face evaluation networks (landmarks, identity) work on the softer images GANs produce.
 """
 
 from __future__ import annotations
 
+import math
+
+import kornia
 import torch
 from torch import Tensor
 
 from facezoo._checks import _as_mask, _check_image, _to_unit
 
-__all__ = ["histogram_match"]
+__all__ = ["histogram_match", "random_blur"]
 
 _LEVELS = 256
 
@@ -92,3 +97,23 @@ def histogram_match(source: Tensor, reference: Tensor, source_mask: Tensor, refe
         out_levels = torch.where(valid, matched_levels, src_levels)
         out = (out_levels / (_LEVELS - 1) * 2.0 - 1.0).view_as(source)
     return out[0] if squeeze else out
+
+
+def random_blur(images: Tensor, generator: torch.Generator, prob: float = 0.5, max_sigma: float = 1.2) -> Tensor:
+    """Blur each image with probability ``prob`` by a Gaussian of σ ~ U(0.3, ``max_sigma``) pixels.
+
+    Args:
+        images: ``(B, C, H, W)``.
+        generator: the CPU generator the draws come from (training scripts are pure functions of their seed).
+
+    Returns:
+        A new ``(B, C, H, W)`` tensor; the unblurred images are copies of the inputs.
+    """
+    out = images.clone()
+    for i in range(len(images)):
+        if float(torch.rand((), generator=generator)) < prob:
+            sigma = 0.3 + (max_sigma - 0.3) * float(torch.rand((), generator=generator))
+            k = 2 * math.ceil(2 * sigma) + 1
+            out[i:i + 1] = kornia.filters.gaussian_blur2d(images[i:i + 1], (k, k), (sigma, sigma),
+                                                          border_type="replicate")
+    return out

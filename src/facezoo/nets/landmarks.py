@@ -24,9 +24,7 @@ Example:
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -34,7 +32,7 @@ from torch import nn
 
 from facezoo.face.heatmaps import landmark_heatmaps, landmarks_from_heatmaps
 from facezoo.losses import heatmap_loss
-from facezoo.nets.weights import Freezable, resolve_weights
+from facezoo.nets.weights import PackagedNet
 
 __all__ = ["to_heatmap_pixels", "to_image_pixels", "ConvBlock", "HeatmapLandmarkNet", "landmark_net_loss",
            "training_step", "dataset_nme", "stack_faces"]
@@ -63,7 +61,7 @@ class ConvBlock(nn.Sequential):
         )
 
 
-class HeatmapLandmarkNet(Freezable, nn.Module):
+class HeatmapLandmarkNet(PackagedNet, nn.Module):
     """U-Net heatmap regressor with a soft-argmax read-out.
 
     Args:
@@ -83,6 +81,8 @@ class HeatmapLandmarkNet(Freezable, nn.Module):
 
     #: heatmap pixels per input pixel: 1 / stride
     stride = 2
+    weights_name = "synthetic_landmarks"
+    kind = "landmark-net"
 
     def __init__(self, num_points: int = 68, size: int = 64, width: int = 16, depth: int = 2,
                  sigma: float = 1.0, temperature: float = 0.05):
@@ -149,47 +149,6 @@ class HeatmapLandmarkNet(Freezable, nn.Module):
             return points
         scale = points.new_tensor([width / self.size, height / self.size])
         return (points + 0.5) * scale - 0.5                      # pixel centres of the input
-
-    # ------------------------------------------------------------------------------- checkpoints
-    def save_checkpoint(self, path: str | os.PathLike, **meta) -> None:
-        """Write ``{"state_dict", "config", "meta"}`` to ``path`` atomically (temporary file + rename).
-
-        Args:
-            path: destination file.
-            **meta: JSON-like facts stored with the weights (training steps, held-out NME …).
-        """
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-        try:
-            torch.save({"state_dict": self.state_dict(), "config": dict(self.config), "meta": dict(meta)}, tmp)
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
-
-    @classmethod
-    def from_checkpoint(cls, path: str | os.PathLike, map_location="cpu") -> HeatmapLandmarkNet:
-        """Rebuild a network written by :meth:`save_checkpoint` (eval mode); ``net.meta`` holds its facts.
-
-        Raises:
-            ValueError: the file is not such a checkpoint.
-        """
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
-        if not isinstance(ckpt, Mapping) or not {"state_dict", "config"} <= set(ckpt):
-            raise ValueError(f"{path}: not a facezoo landmark-net checkpoint (no state_dict / config)")
-        net = cls(**ckpt["config"])
-        net.load_state_dict(ckpt["state_dict"])
-        net.meta = dict(ckpt.get("meta", {}))
-        return net.eval()
-
-    @classmethod
-    def from_pretrained(cls, path: str | os.PathLike | None = None, path_arg: str = "path") -> HeatmapLandmarkNet:
-        """The ``"synthetic_landmarks"`` weights (explicit path, else the facezoo cache), frozen.
-
-        Raises:
-            facezoo.nets.weights.WeightsNotFoundError: no file; the one-line message says how to make it.
-        """
-        return cls.from_checkpoint(resolve_weights("synthetic_landmarks", path, path_arg=path_arg)).freeze()
 
 
 class LandmarkFeatures(nn.Module):

@@ -41,6 +41,7 @@ __all__ = [
     "WEIGHTS",
     "WeightsNotFoundError",
     "Freezable",
+    "PackagedNet",
     "cache_dir",
     "is_offline",
     "search_dirs",
@@ -169,6 +170,17 @@ WEIGHTS: dict[str, WeightSpec] = {
             "facezoo's heatmap landmark network (facezoo.nets.landmarks) trained on the synthetic renderer; "
             "{'state_dict', 'config', 'meta'}",
             "output of `python scripts/train_landmark_net.py --out <facezoo cache>/facezoo_synthetic_landmarks_64.pt` "
+            "(the package ships one: facezoo/nets/data/)",
+            packaged=True,
+        ),
+        WeightSpec(
+            "synthetic_identity",
+            "facezoo_synthetic_identity_64.pt",
+            None,
+            None,
+            "facezoo's identity embedding network (facezoo.nets.identity) trained on the synthetic renderer; "
+            "{'state_dict', 'config', 'meta'}",
+            "output of `python scripts/train_identity_net.py --out <facezoo cache>/facezoo_synthetic_identity_64.pt` "
             "(the package ships one: facezoo/nets/data/)",
             packaged=True,
         ),
@@ -438,6 +450,59 @@ class Freezable:
 
     def train(self, mode: bool = True):  # noqa: D102 - nn.Module.train, but a frozen net stays in eval
         return super().train(mode and not self.frozen)  # type: ignore[misc]
+
+
+class PackagedNet(Freezable):
+    """Mixin for facezoo's own evaluation networks trained on the synthetic renderer (landmarks, identity).
+
+    Their weights are a file ``{"state_dict", "config", "meta"}`` (``config``: the constructor's arguments, kept
+    in ``self.config``; ``meta``: facts about the training such as held-out scores), found by
+    :func:`resolve_weights` under the subclass's ``weights_name`` (the package ships one of each).
+    """
+
+    weights_name: str = ""
+    kind: str = "network"          # what the one-line error calls a file of the wrong kind
+    config: dict
+
+    def save_checkpoint(self, path: str | os.PathLike, **meta) -> None:
+        """Write ``{"state_dict", "config", "meta"}`` to ``path`` atomically (temporary file + rename).
+
+        Args:
+            path: destination file.
+            **meta: JSON-like facts stored with the weights (training steps, held-out scores …).
+        """
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+        try:
+            torch.save({"state_dict": self.state_dict(), "config": dict(self.config), "meta": dict(meta)}, tmp)
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    @classmethod
+    def from_checkpoint(cls, path: str | os.PathLike, map_location="cpu"):
+        """Rebuild a network written by :meth:`save_checkpoint` (eval mode); ``net.meta`` holds its facts.
+
+        Raises:
+            ValueError: the file is not such a checkpoint.
+        """
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+        if not isinstance(ckpt, Mapping) or not {"state_dict", "config"} <= set(ckpt):
+            raise ValueError(f"{path}: not a facezoo {cls.kind} checkpoint (no state_dict / config)")
+        net = cls(**ckpt["config"])
+        net.load_state_dict(ckpt["state_dict"])
+        net.meta = dict(ckpt.get("meta", {}))
+        return net.eval()
+
+    @classmethod
+    def from_pretrained(cls, path: str | os.PathLike | None = None, path_arg: str = "path"):
+        """The ``weights_name`` weights (explicit path, else the facezoo cache, else the packaged file), frozen.
+
+        Raises:
+            WeightsNotFoundError: no file; the one-line message says how to make it.
+        """
+        return cls.from_checkpoint(resolve_weights(cls.weights_name, path, path_arg=path_arg)).freeze()
 
 
 def seeded_official_state_dict(shapes: Mapping[str, Sequence[int]], seed: int = 0) -> OrderedDict[str, Tensor]:

@@ -95,7 +95,7 @@ class Pixel2Style2Pixel(GANModule):
     All defaults live in ``conf/model/psp.yaml``.
     """
 
-    metrics = ("mse", "lpips", "ssim", "ms_ssim", "id_sim")
+    metrics = ("mse", "lpips", "ssim", "ms_ssim", "id_sim", "id_sim_synthetic")
     TERMS = ("l2", "lpips", "id", "w_norm", "l2_crop", "lpips_crop", "moco")
 
     def __init__(self, *, task: str, decoder: str, encoder_type: str, input_nc: int, image_size: int, width: float,
