@@ -25,14 +25,14 @@ def test_evaluate_writes_model_and_baseline_metrics(tiny_tpgan_run, tmp_path):
 
 def test_metrics_whose_networks_are_missing_are_reported_skipped(tiny_tpgan_run, tmp_path, monkeypatch):
     """A listed metric whose weights are absent (LPIPS' AlexNet, ArcFace) is skipped with the reason, for the
-    model and every baseline alike; the others are computed."""
+    model and every baseline alike; the others are computed, the shipped synthetic identity network's too."""
     from facezoo.config import compose
     from facezoo.evaluate import evaluate
     from facezoo.methods.tpgan.module import TPGAN
 
     monkeypatch.setenv("FACEZOO_CACHE", str(tmp_path / "empty"))
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))       # nor torchvision's cache
-    monkeypatch.setattr(TPGAN, "metrics", ("l1", "lpips", "id_sim"))
+    monkeypatch.setattr(TPGAN, "metrics", ("l1", "lpips", "id_sim", "id_sim_synthetic"))
     ckpt = tiny_tpgan_run / "checkpoints" / "last.ckpt"
     result = evaluate(compose("evaluate", [f"ckpt_path={ckpt}", "limit_samples=4", "batch_size=4",
                                            "mean_face_samples=4"]))
@@ -40,13 +40,18 @@ def test_metrics_whose_networks_are_missing_are_reported_skipped(tiny_tpgan_run,
     assert "alexnet-owt-7be5be79.pth" in result["skipped"]["lpips"]
     assert "model_ir_se50.pth" in result["skipped"]["id_sim"]
     timing = {"seconds_per_image", "baseline_input/seconds_per_image", "baseline_mean_frontal/seconds_per_image"}
-    assert set(result["metrics"]) == {"l1", "baseline_input/l1", "baseline_mean_frontal/l1"} | timing
+    ids = {"id_sim_synthetic", "baseline_input/id_sim_synthetic", "baseline_mean_frontal/id_sim_synthetic"}
+    assert set(result["metrics"]) == {"l1", "baseline_input/l1", "baseline_mean_frontal/l1"} | timing | ids
+    assert all(-1 <= result["metrics"][k] <= 1 for k in ids) and len({result["metrics"][k] for k in ids}) == 3
     assert all(result["metrics"][k] >= 0 for k in timing)
     off = evaluate(compose("evaluate", [f"ckpt_path={ckpt}", "limit_samples=4", "batch_size=4",
-                                        "mean_face_samples=4", "lpips_backbone=null", "identity_weights=null"]))
-    assert off["skipped"] == {"lpips": "skipped (off in the config)", "id_sim": "skipped (off in the config)"}
+                                        "mean_face_samples=4", "lpips_backbone=null", "identity_weights=null",
+                                        f"synthetic_identity_weights={tmp_path / 'none.pt'}"]))
+    assert off["skipped"] == {"lpips": "skipped (off in the config)", "id_sim": "skipped (off in the config)",
+                              "id_sim_synthetic": off["skipped"]["id_sim_synthetic"]}
+    assert "none.pt" in off["skipped"]["id_sim_synthetic"]
     assert {k: v for k, v in off["metrics"].items() if k not in timing} == \
-        {k: v for k, v in result["metrics"].items() if k not in timing}
+        {k: v for k, v in result["metrics"].items() if k not in timing | ids}
 
 
 def test_evaluate_baselines_are_what_they_claim(tiny_tpgan_run):
