@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
-import pickle
 import urllib.error
 
 import pytest
@@ -27,10 +26,12 @@ from facezoo.nets.lpips_net import lpips_network
 from facezoo.nets.vgg import VGGFeatures, vgg_layer_names
 from facezoo.nets.weights import (
     WEIGHTS,
+    UntrustedFileError,
     WeightsNotFoundError,
     WeightSpec,
     load_state_dict_file,
     resolve_weights,
+    trusting_pickles,
 )
 
 
@@ -203,9 +204,14 @@ def test_load_state_dict_file_unwraps_and_strips_module(tmp_path):
     a = load_state_dict_file(tmp_path / "a.tar")
     assert list(a) == ["fc.weight"] and torch.equal(a["fc.weight"], tensor)
     assert list(load_state_dict_file(tmp_path / "b.pth")) == ["body.0.weight"]
-    assert list(load_state_dict_file(tmp_path / "c.pth")) == ["x"]  # pickle fallback
-    with pytest.raises(pickle.UnpicklingError):
-        load_state_dict_file(tmp_path / "c.pth", allow_pickle=False)
+    # a pickled object: refused by default with one line naming it, read when trusted (explicitly or in the block)
+    with pytest.raises(UntrustedFileError, match=r"c\.pth: holds a pickled .*_Opaque.*trust_checkpoint=true"):
+        load_state_dict_file(tmp_path / "c.pth")
+    assert list(load_state_dict_file(tmp_path / "c.pth", allow_pickle=True)) == ["x"]
+    with trusting_pickles():
+        assert list(load_state_dict_file(tmp_path / "c.pth")) == ["x"]
+    with trusting_pickles(), pytest.raises(UntrustedFileError):
+        load_state_dict_file(tmp_path / "c.pth", allow_pickle=False)      # an explicit False wins
     with pytest.raises(TypeError, match="'n'"):
         load_state_dict_file(tmp_path / "d.pth")
 

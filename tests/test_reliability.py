@@ -296,3 +296,63 @@ def test_infer_zero_inter_ocular_target_is_one_line_and_leaves_the_output(run_di
         "corners, coincide); not the landmarks of a face")
     assert out.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.png"]       # no temporary file, no _nme.json
+
+
+# ------------------------------------------------------------------------------------------ untrusted files
+@pytest.fixture(scope="module")
+def pickled_checkpoint(run_dir, tmp_path_factory) -> Path:
+    """The tiny run's checkpoint with one pickled Python object added (an ``argparse.Namespace``, as official
+    releases store their options): ``torch.load(weights_only=True)`` refuses it."""
+    import argparse
+
+    ckpt = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    ckpt["opts"] = argparse.Namespace(lr=1e-4)
+    path = tmp_path_factory.mktemp("pickled") / "pickled.ckpt"
+    torch.save(ckpt, path)
+    return path
+
+
+def test_every_entry_point_refuses_to_unpickle_a_checkpoint_unless_trusted(pickled_checkpoint, photos, tmp_path,
+                                                                          monkeypatch, capsys):
+    import facezoo
+    from facezoo.checkpoints import UntrustedCheckpointError
+
+    refusal = f"{pickled_checkpoint}: holds a pickled argparse.Namespace, which facezoo does not unpickle"
+    out = tmp_path / "out.png"
+    runs = {"facezoo.train": [*TINY_GANNOTATION, f"hydra.run.dir={tmp_path / 'run'}"],
+            "facezoo.evaluate": [f"out={tmp_path / 'eval.json'}", f"hydra.run.dir={tmp_path / 'h'}"],
+            "facezoo.infer": ["model=gannotation", f"source={photos['source']}",
+                              f"target_landmarks={photos['target']}", f"out={out}"]}
+    for entry, args in runs.items():
+        code, err = call_main(entry, [*args, f"ckpt_path={pickled_checkpoint}"], monkeypatch, capsys)
+        assert code == 2
+        assert refusal in error_line(err, entry) and "trust_checkpoint=true" in err
+    assert not (tmp_path / "run" / "checkpoints").exists() and not (tmp_path / "eval.json").exists()
+    assert not out.exists()
+    with pytest.raises(UntrustedCheckpointError):
+        facezoo.load(pickled_checkpoint)
+    model, _, _ = facezoo.load(pickled_checkpoint, trust=True)              # the user's explicit choice
+    assert type(model).__name__ == "GANnotation"
+    code, err = call_main("facezoo.infer", [*runs["facezoo.infer"], f"ckpt_path={pickled_checkpoint}",
+                                            "trust_checkpoint=true"], monkeypatch, capsys)
+    assert code is None and out.is_file()
+
+
+def test_official_weights_holding_pickles_are_refused_unless_trusted(tmp_path, photos, monkeypatch, capsys):
+    """GANnotation's official loader used to unpickle anything with a warning; now one line, or trust."""
+    import argparse
+
+    torch.save({"state_dict": {}, "opts": argparse.Namespace(a=1)}, tmp_path / "myGEN.pth")
+    code, err = call_main("facezoo.infer", ["model=gannotation", f"weights={tmp_path / 'myGEN.pth'}",
+                                            f"source={photos['source']}", f"target_landmarks={photos['target']}",
+                                            f"out={tmp_path / 'x.png'}"], monkeypatch, capsys)
+    assert code == 2
+    assert error_line(err, "facezoo.infer") == (
+        f"facezoo.infer: error: {tmp_path / 'myGEN.pth'}: holds a pickled argparse.Namespace, which facezoo does not "
+        "unpickle from files (a pickle can run code); pass trust_checkpoint=true if you trust its source")
+    code, err = call_main("facezoo.infer", ["model=gannotation", f"weights={tmp_path / 'myGEN.pth'}",
+                                            f"source={photos['source']}", f"target_landmarks={photos['target']}",
+                                            f"out={tmp_path / 'x.png'}", "trust_checkpoint=true"], monkeypatch, capsys)
+    assert code == 2 and "holds a pickled" not in err       # unpickled; then refused as an empty state dict
+    assert "myGEN.pth is not a GANnotation generator with 66 points" in error_line(err, "facezoo.infer")
+    assert not (tmp_path / "x.png").exists()

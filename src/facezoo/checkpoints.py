@@ -3,11 +3,16 @@
     model, datamodule, cfg = facezoo.load("runs/x/checkpoints/last.ckpt")
 
 A facezoo checkpoint is a Lightning checkpoint that also holds the composed config it was trained with
-(``facezoo_config``), so the model and its data are rebuilt from it alone.
+(``facezoo_config``), so the model and its data are rebuilt from it alone. It holds tensors and plain containers
+only, so it is read with ``torch.load(weights_only=True)``: a file that needs to unpickle anything else (a pickle
+can run arbitrary code) is refused with one line unless the caller trusts it (``trust_checkpoint=true`` on the
+command lines).
 """
 
 from __future__ import annotations
 
+import logging
+import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -16,20 +21,46 @@ from omegaconf import DictConfig, OmegaConf
 
 from facezoo.utils import FacezooError
 
-__all__ = ["read_checkpoint", "load", "method_of", "load_method"]
+__all__ = ["read_checkpoint", "load", "method_of", "load_method", "UntrustedCheckpointError"]
+
+log = logging.getLogger(__name__)
 
 
-def read_checkpoint(path: str | Path, map_location="cpu") -> dict:
+class UntrustedCheckpointError(FacezooError):
+    """A checkpoint that needs to unpickle Python objects, read without ``trust``."""
+
+
+def read_checkpoint(path: str | Path, map_location="cpu", trust: bool = False) -> dict:
     """The checkpoint's dict, or a one-line :class:`FacezooError` naming the file and what is wrong with it.
 
+    Args:
+        path: a facezoo checkpoint.
+        trust: read a file that needs more than tensors and plain containers (``torch.load(weights_only=False)``,
+            which can run code stored in the file). Only for files you made or trust.
+
     Raises:
+        UntrustedCheckpointError: the file holds Python objects and ``trust`` is off (the line names the object).
         FacezooError: missing, unreadable (truncated, not a torch file) or not a facezoo checkpoint.
     """
     path = Path(path)
     if not path.is_file():
         raise FacezooError(f"{path}: no such checkpoint file")
     try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=False)
+        try:
+            ckpt = torch.load(path, map_location=map_location, weights_only=True)
+        except Exception as err:
+            needs = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(err))
+            if needs is None and "weights_only" not in str(err).split("\n")[0]:
+                raise
+            what = needs.group(1) if needs else "Python objects"
+            if not trust:
+                raise UntrustedCheckpointError(
+                    f"{path}: holds a pickled {what}, which facezoo does not unpickle from files (a pickle can run "
+                    "code); pass trust_checkpoint=true if you made this file or trust its source") from None
+            log.warning("%s: holds a pickled %s; unpickling it because trust_checkpoint=true", path, what)
+            ckpt = torch.load(path, map_location=map_location, weights_only=False)
+    except FacezooError:
+        raise
     except Exception as err:  # truncated or not a torch file: the first sentence of torch's message
         reason = " ".join(str(err).split()).split(". ")[0].rstrip(".")
         raise FacezooError(f"{path}: cannot read checkpoint, the file is truncated, damaged or not a torch file "
@@ -45,11 +76,12 @@ def method_of(target: str) -> str:
     return parts[2] if len(parts) > 3 and parts[:2] == ["facezoo", "methods"] else target
 
 
-def load(ckpt_path: str | Path, data_overrides: Mapping | None = None, map_location="cpu"):
+def load(ckpt_path: str | Path, data_overrides: Mapping | None = None, map_location="cpu", trust: bool = False):
     """Rebuild ``(model, datamodule, config)`` from a facezoo checkpoint; the model is in eval mode.
 
     ``model.predict_batch(batch)`` gives its outputs and ``datamodule.dataset("test")`` the samples it was meant
-    for; ``data_overrides`` change the data config (e.g. ``{"dataset": {"size": 128}}``).
+    for; ``data_overrides`` change the data config (e.g. ``{"dataset": {"size": 128}}``); ``trust``: see
+    :func:`read_checkpoint`.
 
     Raises:
         FacezooError: the file is missing, unreadable or not a facezoo checkpoint (one-line message).
@@ -58,7 +90,7 @@ def load(ckpt_path: str | Path, data_overrides: Mapping | None = None, map_locat
 
     from facezoo.config import instantiate_model
 
-    ckpt = read_checkpoint(ckpt_path, map_location)
+    ckpt = read_checkpoint(ckpt_path, map_location, trust)
     cfg = OmegaConf.create(ckpt["facezoo_config"])
     if data_overrides:
         cfg.data = OmegaConf.merge(cfg.data, OmegaConf.create(dict(data_overrides)))
@@ -91,11 +123,18 @@ def load_method(cfg: DictConfig | Mapping, method: str, official: Callable[[str]
     if bool(ckpt_path) == bool(weights):
         raise FacezooError(f"give exactly one of ckpt_path=CKPT (a facezoo {method} checkpoint) or "
                            f"weights={official_name}")
+    trust = bool(cfg.get("trust_checkpoint", False))
     if weights:
-        return None, official(weights).to(device).eval()
-    ckpt = read_checkpoint(ckpt_path)
+        from facezoo.nets.weights import UntrustedFileError, trusting_pickles
+
+        try:
+            with trusting_pickles(trust):
+                return None, official(weights).to(device).eval()
+        except UntrustedFileError as err:
+            raise FacezooError(str(err)) from None
+    ckpt = read_checkpoint(ckpt_path, trust=trust)
     found = method_of(str(ckpt["facezoo_config"].get("model", {}).get("_target_", "?")))
     if found != method:
         raise FacezooError(f"{ckpt_path}: a {found} checkpoint, not {method} (model={found} runs it)")
-    model, _, _ = load(ckpt_path, map_location="cpu")
+    model, _, _ = load(ckpt_path, map_location="cpu", trust=trust)
     return model.to(device).eval(), None

@@ -128,7 +128,8 @@ def predictor(model):
 @torch.no_grad()
 def evaluate(cfg: DictConfig) -> dict:
     """Compute the model's and the baselines' metrics on the configured split; returns the JSON object."""
-    model, datamodule, train_cfg = load(cfg.ckpt_path, cfg.get("data_overrides"))
+    model, datamodule, train_cfg = load(cfg.ckpt_path, cfg.get("data_overrides"),
+                                        trust=bool(cfg.get("trust_checkpoint")))
     device = torch.device(cfg.device)
     model.to(device)
     dataset = datamodule.dataset(cfg.split)

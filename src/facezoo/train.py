@@ -43,7 +43,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     check_devices(cfg.trainer)
     if cfg.get("ckpt_path"):  # a missing, truncated or foreign file: one line before any work
         try:
-            read_checkpoint(cfg.ckpt_path)
+            read_checkpoint(cfg.ckpt_path, trust=bool(cfg.get("trust_checkpoint")))
         except FacezooError as err:
             raise FacezooError(f"ckpt_path={err}") from None
     L.seed_everything(cfg.seed, workers=True)
@@ -59,7 +59,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
 
     start = time.time()
-    trainer.fit(model=model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    trainer.fit(model=model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"),
+                weights_only=not cfg.get("trust_checkpoint"))
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
     if cfg.get("test"):
         trainer.test(model=model, datamodule=datamodule, verbose=False)

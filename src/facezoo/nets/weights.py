@@ -21,11 +21,14 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import hashlib
 import logging
 import math
 import os
 import pickle
+import re
 import tempfile
 import urllib.request
 from collections import OrderedDict
@@ -40,6 +43,8 @@ __all__ = [
     "WeightSpec",
     "WEIGHTS",
     "WeightsNotFoundError",
+    "UntrustedFileError",
+    "trusting_pickles",
     "Freezable",
     "PackagedNet",
     "cache_dir",
@@ -236,6 +241,23 @@ class WeightsNotFoundError(FileNotFoundError):
     """A weight file could not be found or downloaded. The message is one line that says what to do."""
 
 
+class UntrustedFileError(ValueError):
+    """A weight file that needs to unpickle Python objects, read without trust. The message is one line."""
+
+
+_TRUST_PICKLES: contextvars.ContextVar[bool] = contextvars.ContextVar("facezoo_trust_pickles", default=False)
+
+
+@contextlib.contextmanager
+def trusting_pickles(trust: bool = True):
+    """Within the block, :func:`load_state_dict_file` unpickles files that need it (``trust_checkpoint=true``)."""
+    token = _TRUST_PICKLES.set(bool(trust))
+    try:
+        yield
+    finally:
+        _TRUST_PICKLES.reset(token)
+
+
 def is_offline() -> bool:
     """Whether downloads are disabled by ``$FACEZOO_OFFLINE`` (``1``, ``true``, ``yes``, ``on``).
 
@@ -382,7 +404,7 @@ def resolve_weights(
 
 
 def load_state_dict_file(
-    path: str | os.PathLike, allow_pickle: bool = True
+    path: str | os.PathLike, allow_pickle: bool | None = None
 ) -> OrderedDict[str, torch.Tensor]:
     """Load a checkpoint file as a flat state dict on the CPU.
 
@@ -391,14 +413,16 @@ def load_state_dict_file(
 
     Args:
         path: a ``.pth`` / ``.pth.tar`` file written by ``torch.save``.
-        allow_pickle: the file is first read with ``weights_only=True``; when that fails because the
-            file holds other Python objects (old training checkpoints), it is read again with
-            ``weights_only=False`` if this is ``True`` (only for files you trust).
+        allow_pickle: the file is read with ``weights_only=True``; a file that holds other Python objects (old
+            training checkpoints) is read with ``weights_only=False`` only if this is ``True``, or if it is
+            ``None`` (default) inside :func:`trusting_pickles` (the command lines' ``trust_checkpoint=true``).
+            Otherwise it is refused with :class:`UntrustedFileError`.
 
     Returns:
         An ordered ``{key: tensor}`` dict.
 
     Raises:
+        UntrustedFileError: the file needs unpickling and pickles are not allowed (one line naming the object).
         TypeError: the file does not contain a mapping of tensors.
 
     Example:
@@ -410,10 +434,14 @@ def load_state_dict_file(
     """
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:
-        if not allow_pickle:
-            raise
-        log.warning("%s holds Python objects; loading it with weights_only=False", path)
+    except pickle.UnpicklingError as err:
+        needs = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(err))
+        what = needs.group(1) if needs else "Python object"
+        if not (_TRUST_PICKLES.get() if allow_pickle is None else allow_pickle):
+            raise UntrustedFileError(f"{path}: holds a pickled {what}, which facezoo does not unpickle from files "
+                                     "(a pickle can run code); pass trust_checkpoint=true if you trust its "
+                                     "source") from None
+        log.warning("%s holds a pickled %s; unpickling it (trusted)", path, what)
         obj = torch.load(path, map_location="cpu", weights_only=False)
     if isinstance(obj, Mapping) and isinstance(obj.get("state_dict"), Mapping):
         obj = obj["state_dict"]

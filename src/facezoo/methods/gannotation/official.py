@@ -41,6 +41,7 @@ import torch
 from facezoo.face.labels import landmarks_68_to_66
 from facezoo.methods.gannotation.networks import Generator, landmark_heatmaps_official
 from facezoo.nets.weights import WEIGHTS, load_state_dict_file, resolve_weights
+from facezoo.utils import FacezooError
 
 __all__ = [
     "GANNOTATION_G",
@@ -140,11 +141,18 @@ def load_official_generator(path: str | os.PathLike | None = None, num_points: i
 
     Raises:
         WeightsNotFoundError: no file (one line saying where to put ``myGEN.pth``).
-        KeyError / RuntimeError: the file is not a GANnotation generator of these settings.
+        UntrustedFileError: the file holds pickled Python objects and pickles are not trusted (one line).
+        FacezooError: the file is not a GANnotation generator of these settings (one line).
     """
-    state = load_state_dict_file(resolve_weights("gannotation_g", path, path_arg="path"))
+    file = resolve_weights("gannotation_g", path, path_arg="path")
+    state = load_state_dict_file(file)
     generator = Generator(num_points=num_points, conv_dim=conv_dim, repeat_num=repeat_num, width=width)
-    generator.load_state_dict(from_official_keys(state, repeat_num), strict=True)
+    try:
+        generator.load_state_dict(from_official_keys(state, repeat_num), strict=True)
+    except (KeyError, RuntimeError) as err:     # missing / extra / wrong-shaped keys
+        reason = " ".join(str(err).split())[:200]
+        raise FacezooError(f"{file} is not a GANnotation generator with {num_points} points, conv_dim {conv_dim}, "
+                           f"{repeat_num} residual blocks ({type(err).__name__}: {reason})") from None
     return generator.eval()
 
 

@@ -250,7 +250,7 @@ def load_mask_vae(path: str | os.PathLike, resolution: int, make: str | None = N
         hint = f"; make it with: {make}" if make else ""
         raise WeightsNotFoundError(f"{file}: no stage-1 MaskVAE checkpoint (model.frozen.mask_vae.build.path){hint}")
     try:
-        is_facezoo = "facezoo_config" in torch.load(file, map_location="cpu", weights_only=False)
+        is_facezoo = "facezoo_config" in torch.load(file, map_location="cpu", weights_only=True)
     except Exception as err:
         raise FacezooError(f"{file}: cannot read the stage-1 MaskVAE ({type(err).__name__}: "
                            f"{' '.join(str(err).split())[:200]})") from None
