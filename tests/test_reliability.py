@@ -356,3 +356,50 @@ def test_official_weights_holding_pickles_are_refused_unless_trusted(tmp_path, p
     assert code == 2 and "holds a pickled" not in err       # unpickled; then refused as an empty state dict
     assert "myGEN.pth is not a GANnotation generator with 66 points" in error_line(err, "facezoo.infer")
     assert not (tmp_path / "x.png").exists()
+
+
+# --------------------------------------------------------------------------------------------- safetensors
+def test_safetensors_export_loads_everywhere_a_checkpoint_does(run_dir, photos, tmp_path, monkeypatch, capsys):
+    from safetensors import safe_open
+
+    import facezoo
+
+    spec = importlib.util.spec_from_file_location("export_weights", Path(__file__).parents[1] / "scripts" /
+                                                  "export_weights.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    ckpt, weights = run_dir / "checkpoints" / "last.ckpt", tmp_path / "gannotation.safetensors"
+    assert script.main([str(ckpt), str(weights)]) == 0
+    with safe_open(str(weights), framework="pt") as f:           # tensors and strings only, no pickle
+        assert f.metadata()["format"] == "facezoo-weights-1" and any(k.startswith("generator.") for k in f.keys())
+    original, datamodule, _ = facezoo.load(ckpt)
+    exported, _, cfg = facezoo.load(weights)
+    assert cfg.model._target_ == original.facezoo_config["model"]["_target_"]
+    for key, value in original.state_dict().items():
+        assert torch.equal(exported.state_dict()[key], value), key
+    assert exported.batches_seen == original.batches_seen
+    # the inference pipeline takes it as ckpt_path=
+    out = tmp_path / "out.png"
+    code, err = call_main("facezoo.infer", ["model=gannotation", f"ckpt_path={weights}", f"source={photos['source']}",
+                                            f"target_landmarks={photos['target']}", f"out={out}"], monkeypatch, capsys)
+    assert code is None and out.is_file(), err
+    # training does not resume from it, a damaged one is one line, and out= must say .safetensors
+    code, err = call_main("facezoo.train", [*TINY_GANNOTATION, f"ckpt_path={weights}",
+                                            f"hydra.run.dir={tmp_path / 'run'}"], monkeypatch, capsys)
+    assert code == 2 and "a weights file has no optimizer or loop state" in error_line(err, "facezoo.train")
+    damaged = tmp_path / "damaged.safetensors"
+    damaged.write_bytes(weights.read_bytes()[:1000])
+    with pytest.raises(FacezooError, match=r"damaged\.safetensors: cannot read safetensors file"):
+        facezoo.load(damaged)
+    assert script.main([str(ckpt), str(tmp_path / "x.pt")]) == 2
+    assert "must end in .safetensors" in capsys.readouterr().err
+
+
+def test_weight_loaders_read_safetensors(tmp_path):
+    from safetensors.torch import save_file
+
+    from facezoo.nets.weights import load_state_dict_file
+
+    save_file({"module.fc.weight": torch.arange(3.0)}, str(tmp_path / "w.safetensors"))
+    state = load_state_dict_file(tmp_path / "w.safetensors")
+    assert list(state) == ["fc.weight"] and torch.equal(state["fc.weight"], torch.arange(3.0))

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import csv
 import multiprocessing as mp
+import os
 
 import pytest
 from omegaconf import OmegaConf
@@ -58,6 +59,16 @@ def test_atomic_write_json_replaces_whole_files(tmp_path):
     atomic_write_json(path, {"b": 2})
     assert path.read_text() == '{\n  "b": 2\n}\n'
     assert [p.name for p in tmp_path.iterdir()] == ["m.json"]  # no temporary files left behind
+
+
+def test_atomic_write_gives_the_permissions_of_a_plain_open(tmp_path):
+    old = os.umask(0o022)
+    try:
+        atomic_write_text(tmp_path / "a.txt", "x")
+        (tmp_path / "b.txt").write_text("x")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "a.txt").stat().st_mode & 0o777 == (tmp_path / "b.txt").stat().st_mode & 0o777 == 0o644
 
 
 def test_atomic_write_syncs_before_the_rename_and_keeps_the_old_file_on_failure(tmp_path, monkeypatch):

@@ -5,12 +5,17 @@
 A facezoo checkpoint is a Lightning checkpoint that also holds the composed config it was trained with
 (``facezoo_config``), so the model and its data are rebuilt from it alone. It holds tensors and plain containers
 only, so it is read with ``torch.load(weights_only=True)``: a file that needs to unpickle anything else (a pickle
-can run arbitrary code) is refused with one line unless the caller trusts it (``trust_checkpoint=true`` on the
+can run code) is refused with one line unless the caller trusts it (``trust_checkpoint=true`` on the
 command lines).
+
+A ``.safetensors`` file written by :func:`export_weights` (``scripts/export_weights.py``) loads everywhere a
+checkpoint does for inference and evaluation: the model's weights as tensors, its config and the method's plain
+extras as JSON metadata. It holds no training state (optimizers, loops), so training does not resume from it.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from collections.abc import Callable, Mapping
@@ -21,7 +26,11 @@ from omegaconf import DictConfig, OmegaConf
 
 from facezoo.utils import FacezooError
 
-__all__ = ["read_checkpoint", "load", "method_of", "load_method", "UntrustedCheckpointError"]
+__all__ = ["read_checkpoint", "load", "method_of", "load_method", "export_weights", "UntrustedCheckpointError",
+           "SAFETENSORS_FORMAT"]
+
+#: The ``format`` entry of the metadata of a facezoo ``.safetensors`` file.
+SAFETENSORS_FORMAT = "facezoo-weights-1"
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +54,8 @@ def read_checkpoint(path: str | Path, map_location="cpu", trust: bool = False) -
     path = Path(path)
     if not path.is_file():
         raise FacezooError(f"{path}: no such checkpoint file")
+    if path.suffix == ".safetensors":
+        return _read_safetensors(path, map_location)
     try:
         try:
             ckpt = torch.load(path, map_location=map_location, weights_only=True)
@@ -68,6 +79,77 @@ def read_checkpoint(path: str | Path, map_location="cpu", trust: bool = False) -
     if not isinstance(ckpt, dict) or "facezoo_config" not in ckpt or "state_dict" not in ckpt:
         raise FacezooError(f"{path}: not a facezoo checkpoint (no facezoo_config / state_dict)")
     return ckpt
+
+
+def _read_safetensors(path: Path, map_location) -> dict:
+    """A facezoo ``.safetensors`` file as a checkpoint dict (``state_dict``, ``facezoo_config``, the extras)."""
+    from safetensors import SafetensorError, safe_open
+
+    device = str(map_location) if isinstance(map_location, (str, torch.device)) else "cpu"
+    try:
+        with safe_open(str(path), framework="pt", device=device) as f:
+            meta = f.metadata() or {}
+            state = {key: f.get_tensor(key) for key in f.keys()}
+    except (SafetensorError, OSError, ValueError) as err:
+        raise FacezooError(f"{path}: cannot read safetensors file, it is truncated or damaged "
+                           f"({' '.join(str(err).split())[:160]})") from None
+    if meta.get("format") != SAFETENSORS_FORMAT or "facezoo_config" not in meta:
+        raise FacezooError(f"{path}: not a facezoo weights file (no facezoo_config in its metadata; a plain state dict "
+                           "loads through the method's official loader or load_state_dict)")
+    return {"state_dict": state, "facezoo_config": json.loads(meta["facezoo_config"]),
+            **json.loads(meta.get("extras", "{}")), "weights_only_file": True}
+
+
+#: Checkpoint entries that are training state, not part of a weights file.
+_TRAINING_STATE = ("optimizer_states", "lr_schedulers", "loops", "callbacks", "epoch", "global_step",
+                   "pytorch-lightning_version", "hparams_name", "hyper_parameters", "MixedPrecision",
+                   "state_dict", "facezoo_config", "weights_only_file")
+
+
+def export_weights(ckpt_path: str | Path, out: str | Path, trust: bool = False) -> dict[str, str]:
+    """Write a facezoo checkpoint's weights as ``.safetensors`` (atomically); returns the metadata written.
+
+    Tensors: the model's ``state_dict`` (every network, EMA copies and buffers included). Metadata (strings):
+    ``format`` (:data:`SAFETENSORS_FORMAT`), ``facezoo_config`` (JSON) and ``extras`` (JSON: what the method adds to
+    its checkpoints that is plain data, e.g. ``batches_seen``, ``terms_off``). Optimizer and loop states are not
+    written: the file is for inference, evaluation and sharing, not for resuming.
+
+    Raises:
+        FacezooError: unreadable checkpoint or ``out`` not ending in ``.safetensors``.
+    """
+    from safetensors.torch import save
+
+    from facezoo.utils import atomic_write_bytes
+
+    out = Path(out)
+    if out.suffix != ".safetensors":
+        raise FacezooError(f"{out}: the weights file must end in .safetensors")
+    ckpt = read_checkpoint(ckpt_path, trust=trust)
+    extras = {}
+    for key, value in ckpt.items():
+        if key in _TRAINING_STATE:
+            continue
+        try:
+            extras[key] = json.loads(json.dumps(value))
+        except TypeError:
+            log.warning("%s: checkpoint entry %r is not plain data; left out of %s", ckpt_path, key, out.name)
+    meta = {"format": SAFETENSORS_FORMAT, "facezoo_config": json.dumps(ckpt["facezoo_config"]),
+            "extras": json.dumps(extras)}
+    state = {key: value.detach().cpu().contiguous() for key, value in ckpt["state_dict"].items()}
+    atomic_write_bytes(out, save(_unshared(state), metadata=meta))
+    return meta
+
+
+def _unshared(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """safetensors refuses tensors that share storage (tied weights): give each its own copy."""
+    seen: set[int] = set()
+    out = {}
+    for key, value in state.items():
+        ptr = value.untyped_storage().data_ptr() if value.numel() else None
+        out[key] = value.clone() if ptr is not None and ptr in seen else value
+        if ptr is not None:
+            seen.add(ptr)
+    return out
 
 
 def method_of(target: str) -> str:

@@ -43,7 +43,10 @@ def train(cfg: DictConfig) -> dict[str, float]:
     check_devices(cfg.trainer)
     if cfg.get("ckpt_path"):  # a missing, truncated or foreign file: one line before any work
         try:
-            read_checkpoint(cfg.ckpt_path, trust=bool(cfg.get("trust_checkpoint")))
+            if read_checkpoint(cfg.ckpt_path, trust=bool(cfg.get("trust_checkpoint"))).get("weights_only_file"):
+                raise FacezooError(f"{cfg.ckpt_path}: a weights file has no optimizer or loop state to resume "
+                                   "from; resume from the run's .ckpt (to start from these weights, load them "
+                                   "with facezoo.load in your own script)")
         except FacezooError as err:
             raise FacezooError(f"ckpt_path={err}") from None
     L.seed_everything(cfg.seed, workers=True)

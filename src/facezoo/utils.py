@@ -180,7 +180,8 @@ def check_writable(path: str | Path, option: str = "out") -> Path:
 
 def atomic_write(path: str | Path, write: Callable[[IO], None], binary: bool = True) -> Path:
     """Write ``path`` through ``write(file)`` on a temporary file in the same folder, fsync, then a rename:
-    readers (and a crash at any moment) see the old file or the whole new one, never half of one.
+    readers (and a crash at any moment) see the old file or the whole new one, never half of one. The file gets
+    the permissions a plain ``open`` would give it (``0o666`` less the umask; ``mkstemp``'s own are ``0o600``).
 
     Returns:
         ``path``.
@@ -193,11 +194,18 @@ def atomic_write(path: str | Path, write: Callable[[IO], None], binary: bool = T
             write(f)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:

@@ -409,7 +409,7 @@ def load_state_dict_file(
     """Load a checkpoint file as a flat state dict on the CPU.
 
     Unwraps a ``{'state_dict': ...}`` checkpoint (LightCNN, pSp) and strips the ``module.`` prefix
-    that ``nn.DataParallel`` adds.
+    that ``nn.DataParallel`` adds. A ``.safetensors`` file is read with safetensors (no pickle at all).
 
     Args:
         path: a ``.pth`` / ``.pth.tar`` file written by ``torch.save``.
@@ -433,7 +433,12 @@ def load_state_dict_file(
         ['fc.weight']
     """
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        if Path(path).suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            obj = load_file(str(path), device="cpu")
+        else:
+            obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
         needs = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(err))
         what = needs.group(1) if needs else "Python object"
