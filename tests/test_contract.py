@@ -1,7 +1,7 @@
 """The method contract, checked on every model and experiment config: a new method is covered by its YAML.
 
 For each ``conf/model/*.yaml`` and ``conf/experiment/*.yaml``: compose, instantiate, fit a few tiny batches
-(enough for every phase to run once), check that the logged ``train/*`` terms are exactly the configured
+(enough for every phase to run once; the experiments in bf16 autocast), check that the logged ``train/*`` terms are exactly the configured
 non-zero terms that are not switched off, save, reload with :func:`facezoo.load` (same weights), evaluate
 (model and baselines on the same samples), and run the method's photo inference where it has one
 (``INFERENCE_INPUTS`` names what that needs besides a checkpoint and a photo). A method trained in stages gets the
@@ -38,6 +38,10 @@ TINY = [
 
 CONFIGS = [f"model={m}" for m in config_names("model")] + [f"experiment={e}" for e in config_names("experiment")]
 
+#: Each method has a model config and an experiment (CPU preset): the experiments train in bf16 autocast (CPU bf16
+#: is a tested path of every method, with finite losses), the model configs in fp32.
+PRECISION = {"experiment": ["trainer.precision=bf16-mixed"]}
+
 
 def tiny_config(choice: str, tmp_path, batches: int = 1, extra=()):
     cfg = compose("train", [choice, *TINY, f"data.splits.train.length={2 * batches}",
@@ -61,7 +65,7 @@ def test_method_contract(choice, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     from hydra.utils import instantiate
 
-    extra = earlier_stages(choice, tmp_path)
+    extra = earlier_stages(choice, tmp_path) + PRECISION.get(choice.split("=")[0], [])
     model = instantiate(tiny_config(choice, tmp_path, extra=extra).model, _convert_="all")
     batches = max(max(p.at) + 1 for p in model.phases if p.at)     # every phase runs at least once
     cfg = tiny_config(choice, tmp_path, batches, extra)

@@ -154,7 +154,7 @@ def project(generator: nn.Module, images: Tensor, steps: int = 1000, space: str 
         with torch.no_grad():
             for n in noises:
                 n.sub_(n.mean()).div_(n.std())
-        losses.append(float(dist.mean()))
+        losses.append(dist.detach().mean().item())
     with torch.no_grad():
         result = generator([latent], input_is_latent=True, noise=noises)[0]
     return Projection(latent.detach(), result, [n.detach() for n in noises], losses)
