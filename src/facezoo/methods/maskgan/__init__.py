@@ -3,7 +3,8 @@
 Networks (:mod:`facezoo.methods.maskgan.networks`): the dense mapping network (a pix2pixHD generator whose AdaIN
 parameters come from a spatial-aware style encoder), MaskVAE, the alpha blender and pix2pixHD's multi-scale
 discriminator; :func:`load_official` reads the files of the official demo (``switchablenorms/CelebAMask-HQ:
-MaskGAN_demo``) into them.
+MaskGAN_demo``) into them. Mask edits without drawing (grow, shrink, transplant a part, interpolate through MaskVAE):
+:mod:`facezoo.methods.maskgan.edit`.
 """
 
 from facezoo.methods.maskgan.networks import (
