@@ -97,6 +97,32 @@ def test_ddp_two_cpu_processes(tmp_path):
 
 
 @pytest.mark.slow
+def test_psp_ddp_with_a_frozen_decoder_and_sync_batchnorm(tmp_path):
+    """pSp on two CPU processes (the official code has no multi-GPU training): only the encoder is optimised, the
+    decoder is frozen (no unused-parameter error), the encoder's BatchNorm synchronised; both ranks end equal."""
+    from facezoo.nets.stylegan2 import Generator, save_rosinality
+
+    torch.manual_seed(0)
+    g = Generator(64, 16, 2, channel_multiplier=1, narrow=1 / 32)
+    save_rosinality(tmp_path / "stylegan2.pt", g, g.mean_latent(64)[0])
+    run_module("facezoo.train", "model=psp", f"model.decoder={tmp_path / 'stylegan2.pt'}", "model.irse50=false",
+               "model.width=0.125", "data.size=64", "data.batch_size=2", "data.num_workers=0",
+               "data.splits.train.length=8", "data.splits.train.num_identities=4", "data.splits.val.length=2",
+               "data.splits.val.num_identities=2", "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2",
+               "trainer.sync_batchnorm=true", "trainer.max_epochs=1", "trainer.num_sanity_val_steps=0",
+               "callbacks.rich_progress_bar=null", "callbacks.sample_grid=null", "logger=csv",
+               "+callbacks.param_checksum._target_=facezoo.callbacks.ParamChecksum",
+               f"+callbacks.param_checksum.dirpath={tmp_path}", f"hydra.run.dir={tmp_path / 'run'}",
+               env=cli_env(MASTER_PORT=str(free_port())))
+    ranks = [read_json(tmp_path / f"param_checksum_rank{r}.json") for r in (0, 1)]
+    assert [r["world_size"] for r in ranks] == [2, 2] and ranks[0]["sha256"] == ranks[1]["sha256"]
+    ckpt = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert ckpt["global_step"] == 2            # 8 samples / (2 ranks x batch 2) = 2 encoder steps
+    decoder = {k: v for k, v in ckpt["state_dict"].items() if k.startswith("psp.decoder.")}
+    assert decoder and all(torch.equal(v, g.state_dict()[k.removeprefix("psp.decoder.")]) for k, v in decoder.items())
+
+
+@pytest.mark.slow
 def test_two_simulated_nodes(tmp_path):
     """trainer=ddp_multinode: two 'nodes' of one process each on 127.0.0.1 finish with identical weights."""
     port = str(free_port())

@@ -12,6 +12,7 @@ facezoo's synthetic-face landmark network features (:class:`facezoo.nets.landmar
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from collections.abc import Callable
@@ -60,7 +61,13 @@ def noise_regularize(noises: list[Tensor]) -> Tensor:
 
 def image_distance(device=None) -> tuple[Callable[[Tensor, Tensor], Tensor], str]:
     """``(distance(fake, real) → (B,), name)``: LPIPS-VGG when its weights can be had, else MSE + the synthetic
-    landmark network's feature distance (weights shipped with facezoo)."""
+    landmark network's feature distance (weights shipped with facezoo). Built once per device and process (the
+    evaluation projects batch after batch: one weight lookup and one log line, not one per batch)."""
+    return _image_distance(str(torch.device(device or "cpu")))
+
+
+@functools.lru_cache(maxsize=4)
+def _image_distance(device: str) -> tuple[Callable[[Tensor, Tensor], Tensor], str]:
     from facezoo.nets.weights import WeightsNotFoundError
 
     try:
