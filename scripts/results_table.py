@@ -3,7 +3,7 @@
     python scripts/results_table.py docs/results/tpgan_cpu_eval.json
 
 Rows: the model and each ``baseline_<name>``; columns: the metrics they share, and the seconds per image of each
-output. Lower is better for l1/mse/lpips/fid/fld/time, higher for psnr/ssim/ms_ssim/id_sim; the best value of each
+output. Lower is better for l1/mse/lpips/fid/fld/time, higher for psnr/ssim/ms_ssim/id_sim(_synthetic); the best value of each
 column is bold.
 """
 
@@ -13,7 +13,7 @@ import argparse
 import json
 from pathlib import Path
 
-HIGHER_IS_BETTER = {"psnr", "ssim", "ms_ssim", "id_sim"}
+HIGHER_IS_BETTER = {"psnr", "ssim", "ms_ssim", "id_sim", "id_sim_synthetic"}
 
 
 def table(result: dict) -> str:
@@ -22,7 +22,7 @@ def table(result: dict) -> str:
     for key, value in metrics.items():
         name, _, metric = key.rpartition("/")
         rows.setdefault(name or "model", {})[metric] = value
-    columns = [m for m in ("l1", "mse", "psnr", "ssim", "ms_ssim", "lpips", "id_sim", "nme", "fid", "fld",
+    columns = [m for m in ("l1", "mse", "psnr", "ssim", "ms_ssim", "lpips", "id_sim", "id_sim_synthetic", "nme", "fid", "fld",
                            "seconds_per_image") if all(m in r for r in rows.values())]
     best = {m: (max if m in HIGHER_IS_BETTER else min)(r[m] for r in rows.values()) for m in columns}
     arrows = {m: "↑" if m in HIGHER_IS_BETTER else "↓" for m in columns}
