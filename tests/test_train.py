@@ -97,9 +97,10 @@ def test_ddp_two_cpu_processes(tmp_path):
 
 
 @pytest.mark.slow
-def test_psp_ddp_with_a_frozen_decoder_and_sync_batchnorm(tmp_path):
+def test_psp_ddp_with_a_frozen_decoder(tmp_path):
     """pSp on two CPU processes (the official code has no multi-GPU training): only the encoder is optimised, the
-    decoder is frozen (no unused-parameter error), the encoder's BatchNorm synchronised; both ranks end equal."""
+    decoder is frozen (no unused-parameter error); both ranks end equal. ``trainer.sync_batchnorm=true`` (CUDA
+    only in torch) is refused on CPU in one line."""
     from facezoo.nets.stylegan2 import Generator, save_rosinality
 
     torch.manual_seed(0)
@@ -109,7 +110,7 @@ def test_psp_ddp_with_a_frozen_decoder_and_sync_batchnorm(tmp_path):
                "model.width=0.125", "data.size=64", "data.batch_size=2", "data.num_workers=0",
                "data.splits.train.length=8", "data.splits.train.num_identities=4", "data.splits.val.length=2",
                "data.splits.val.num_identities=2", "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2",
-               "trainer.sync_batchnorm=true", "trainer.max_epochs=1", "trainer.num_sanity_val_steps=0",
+               "trainer.max_epochs=1", "trainer.num_sanity_val_steps=0",
                "callbacks.rich_progress_bar=null", "callbacks.sample_grid=null", "logger=csv",
                "+callbacks.param_checksum._target_=facezoo.callbacks.ParamChecksum",
                f"+callbacks.param_checksum.dirpath={tmp_path}", f"hydra.run.dir={tmp_path / 'run'}",
@@ -120,6 +121,10 @@ def test_psp_ddp_with_a_frozen_decoder_and_sync_batchnorm(tmp_path):
     assert ckpt["global_step"] == 2            # 8 samples / (2 ranks x batch 2) = 2 encoder steps
     decoder = {k: v for k, v in ckpt["state_dict"].items() if k.startswith("psp.decoder.")}
     assert decoder and all(torch.equal(v, g.state_dict()[k.removeprefix("psp.decoder.")]) for k, v in decoder.items())
+    proc = run_module("facezoo.train", "model=psp", f"model.decoder={tmp_path / 'stylegan2.pt'}", "trainer=cpu",
+                      "trainer.sync_batchnorm=true", f"hydra.run.dir={tmp_path / 'sync'}", check=False)
+    assert proc.returncode == 2 and "trainer.sync_batchnorm=true needs GPUs" in proc.stderr
+    assert "Traceback" not in proc.stderr and not (tmp_path / "sync" / "checkpoints").exists()
 
 
 @pytest.mark.slow

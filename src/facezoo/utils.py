@@ -120,8 +120,12 @@ def apply_gpus_alias(trainer_cfg: DictConfig) -> None:
 
 
 def check_devices(trainer_cfg: DictConfig, available_gpus: int | None = None) -> None:
-    """Fail early, in one line, when the config asks for more GPUs than this machine has."""
+    """Fail early, in one line, when the config asks for more GPUs than this machine has, or for synchronised
+    BatchNorm off the GPU (torch's ``SyncBatchNorm`` runs on CUDA only)."""
     if str(trainer_cfg.get("accelerator", "auto")) not in ("gpu", "cuda"):
+        if trainer_cfg.get("sync_batchnorm") and str(trainer_cfg.get("accelerator", "auto")) == "cpu":
+            raise FacezooError("trainer.sync_batchnorm=true needs GPUs (torch's SyncBatchNorm runs on CUDA only); "
+                               "drop it on CPU")
         return
     if available_gpus is None:
         import torch
