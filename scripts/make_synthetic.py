@@ -34,6 +34,17 @@ Formats (``--format``, the :data:`EXPORTERS` registry; add one function per new 
   ``--pts-files``, ``annot/*.pts``; the lists ``train.txt``/``val.txt``/``test.txt`` name the videos
   (identities divided as for multipie).
 
+* ``celebamask-hq`` — the CelebAMask-HQ release as downloaded, the ``raw`` layout of :mod:`facezoo.data.celebamask`:
+  ``CelebA-HQ-img/{i}.jpg`` (JPEG, ``--size``), the per-part binary masks
+  ``CelebAMask-HQ-mask-anno/{i // 2000}/{i:05d}_{part}.png`` (0/255, ``--mask-size``, default half of ``--size``
+  as the release's 1024/512) and ``CelebA-HQ-to-CelebA-mapping.txt``. Face ``k`` of split ``s`` is
+  ``SyntheticFaces(split=s, seed=seed)[k]`` with MaskVAE's settings (``conf/data/synthetic_masks.yaml``: yaw within
+  ±25°, no makeup), ``--samples-per-identity`` faces per identity, identities divided as for multipie. The
+  CelebA-HQ indices ``i`` interleave the splits (a seeded shuffle); the mapping gives face ``k`` the original
+  CelebA index 162770 − k (train), 162771 + k (val) or 182638 + k (test), at the edges of the official ranges.
+  The parts are drawn as the release's annotators draw them (:func:`annotation_parts`): they overlap, and only
+  ``g_mask.py``'s merge order gives back the rendered mask exactly.
+
 Every file is a pure function of the arguments and is written atomically (temporary name + rename); the
 lists are written last, so a list never names a missing file.
 """
@@ -51,6 +62,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from facezoo.data import celebamask
 from facezoo.data.mt import format_mt_landmarks
 from facezoo.data.multipie import (
     CAMERA_YAW,
@@ -69,6 +81,7 @@ from facezoo.data.synthetic import (
     Lighting,
     Makeup,
     Pose,
+    SyntheticFaces,
     SyntheticMakeup,
     identity_params,
     render,
@@ -80,7 +93,7 @@ from facezoo.data.synthetic import (
 )
 from facezoo.data.video300w import ANNOT_DIR, FRAME_DIR, POINTS_FILE, format_pts
 from facezoo.face.align import align_multipie
-from facezoo.face.labels import convert_labels, landmarks_68_to_5
+from facezoo.face.labels import CELEBAMASK_HQ, convert_labels, landmarks_68_to_5
 from facezoo.face.photo import tensor_to_uint8
 from facezoo.utils import FacezooError, atomic_write_text
 
@@ -390,6 +403,117 @@ def export_300vw(out: str | Path, identities: int = 20, size: int = 128, seed: i
     return lists
 
 
+# ------------------------------------------------------------------------------------ celebamask-hq
+#: View id of the CelebAMask-HQ export's index shuffle in :func:`numpy.random.default_rng` (300vw uses 17).
+CELEBAMASK_VIEW_ID = 18
+#: First original CelebA index of each split in the export, and the direction in which the faces are numbered.
+CELEBAMASK_ORIGINAL_INDEX: dict[str, tuple[int, int]] = {"train": (162770, -1), "val": (162771, 1),
+                                                          "test": (182638, 1)}
+#: Facial features the skin annotation covers (they are painted after it, so the merge shows them).
+SKIN_COVERS: tuple[str, ...] = ("nose", "eye_g", "l_eye", "r_eye", "l_brow", "r_brow", "mouth", "u_lip", "l_lip")
+
+
+def _dilate(on: np.ndarray, radius: int) -> np.ndarray:
+    """Binary dilation of an ``(H, W)`` bool array by a ``(2r + 1)²`` square."""
+    if radius <= 0:
+        return on
+    h, w = on.shape
+    padded = np.pad(on, radius)
+    out = np.zeros_like(on)
+    for dy in range(2 * radius + 1):
+        for dx in range(2 * radius + 1):
+            out |= padded[dy:dy + h, dx:dx + w]
+    return out
+
+
+def annotation_parts(mask: np.ndarray, overlap: int = 2) -> dict[str, np.ndarray]:
+    """Per-part binary masks of an id map, drawn as CelebAMask-HQ's annotators draw them.
+
+    The skin covers the facial features (:data:`SKIN_COVERS`), and every part reaches ``overlap`` pixels under
+    the parts that come after it in :data:`~facezoo.data.celebamask.PART_ORDER`. Parts therefore overlap, and
+    painting them in ``g_mask.py``'s order (later over earlier) gives back ``mask`` exactly; an order that paints
+    an earlier part over a later one does not.
+
+    Args:
+        mask: ``(H, W)`` CelebAMask-HQ ids.
+        overlap: pixels a part reaches under the parts painted after it.
+
+    Returns:
+        ``{part: (H, W) bool}`` for the parts present in ``mask``, in ``g_mask.py``'s order.
+    """
+    mask = np.asarray(mask)
+    parts = {}
+    for k, part in enumerate(celebamask.PART_ORDER):
+        own = mask == CELEBAMASK_HQ.index(part)
+        if not own.any():
+            continue
+        later = np.isin(mask, [CELEBAMASK_HQ.index(p) for p in celebamask.PART_ORDER[k + 1:]])
+        drawn = own | (_dilate(own, overlap) & later)
+        if part == "skin":
+            drawn |= np.isin(mask, [CELEBAMASK_HQ.index(p) for p in SKIN_COVERS])
+        parts[part] = drawn
+    return parts
+
+
+def export_celebamask_hq(out: str | Path, identities: int = 20, size: int = 128, seed: int = 0, split: str = "all",
+                         samples_per_identity: int = 2, fractions: Sequence[float] = (0.7, 0.15, 0.15),
+                         supersample: int = 2, mask_size: int | None = None, jpeg_quality: int = 95,
+                         overlap: int = 2) -> dict[str, list[str]]:
+    """Write synthetic faces as the CelebAMask-HQ release (the ``raw`` layout of :mod:`facezoo.data.celebamask`).
+
+    Args:
+        out: output root.
+        identities: identities written, divided into train/val/test by ``fractions`` with ``split="all"``.
+        size: image side (the release's is 1024).
+        seed: the synthetic data seed (``SyntheticFaces(seed=seed)``) and of the index shuffle.
+        split: ``"all"`` or one of train/val/test (only that split's faces).
+        samples_per_identity: faces per identity (face ``k`` shows identity ``k % identities of the split``).
+        fractions: train/val/test shares of the identities for ``split="all"``.
+        supersample: the renderer's anti-aliasing factor.
+        mask_size: side of the part masks; None = ``size // 2`` (the release's 512 for 1024).
+        jpeg_quality: JPEG quality of the images.
+        overlap: pixels a part reaches under the parts painted after it (:func:`annotation_parts`).
+
+    Returns:
+        ``{split: [image file names]}``.
+    """
+    import io
+
+    out = Path(out)
+    mask_size = size // 2 if mask_size is None else mask_size
+    if identities < 1 or size < 8 or mask_size < 8 or samples_per_identity < 1 or overlap < 0 \
+            or not 1 <= jpeg_quality <= 100:
+        raise FacezooError(f"need identities >= 1, size and mask size >= 8, samples per identity >= 1, overlap >= 0, "
+                           f"jpeg quality 1..100; got {identities}, {size}/{mask_size}, {samples_per_identity}, "
+                           f"{overlap}, {jpeg_quality}")
+    counts = identities_per_split(identities, split, fractions)
+    faces = [(name, k) for name in SPLIT_NAMES for k in range(counts.get(name, 0) * samples_per_identity)]
+    if len(faces) > 100000:
+        raise FacezooError(f"CelebAMask-HQ names hold at most 100000 images ({{i:05d}}), asked for {len(faces)}")
+    views = {name: SyntheticFaces(split=name, size=size, length=n * samples_per_identity, num_identities=n, seed=seed,
+                                  supersample=supersample, yaw_range=(-25.0, 25.0), makeup=0.0)
+             for name, n in counts.items()}
+    order = np.random.default_rng([seed, CELEBAMASK_VIEW_ID]).permutation(len(faces))
+    rows, lists = [], {name: [] for name in counts}
+    for index, face in enumerate(order):
+        name, k = faces[face]
+        view = views[name]
+        params = view.params(k)
+        buf = io.BytesIO()
+        Image.fromarray(render(params, size, supersample, zoom=view.zoom).image).save(buf, format="JPEG",
+                                                                                      quality=jpeg_quality)
+        atomic_write_bytes(out / celebamask.IMAGE_DIR / f"{index}.jpg", buf.getvalue())
+        mask = render(params, mask_size, supersample, zoom=view.zoom).mask
+        for part, on in annotation_parts(mask, overlap).items():
+            atomic_save_png(celebamask.part_path(out / celebamask.ANNO_DIR, index, part), on.astype(np.uint8) * 255)
+        start, step = CELEBAMASK_ORIGINAL_INDEX[name]
+        original = start + step * k
+        rows.append(f"{index} {original} {original + 1:06d}.jpg\n")
+        lists[name].append(f"{index}.jpg")
+    atomic_write_text(out / celebamask.MAPPING_FILE, "idx orig_idx orig_file\n" + "".join(rows))
+    return lists
+
+
 #: ``--format`` name → exporter; each takes the parsed arguments and returns ``{split: [file names]}``.
 EXPORTERS: dict[str, Callable[[argparse.Namespace], dict[str, list[str]]]] = {
     "multipie": lambda a: export_multipie(a.out, a.identities, a.size, a.seed, a.split, a.sessions,
@@ -399,6 +523,9 @@ EXPORTERS: dict[str, Callable[[argparse.Namespace], dict[str, list[str]]]] = {
                                     a.first_subject, a.supersample, a.pts_files, a.jpeg_quality),
     "mt": lambda a: export_mt(a.out, a.identities, a.size, a.seed, a.split, a.samples_per_identity, a.fractions,
                               a.supersample),
+    "celebamask-hq": lambda a: export_celebamask_hq(a.out, a.identities, a.size, a.seed, a.split,
+                                                    a.samples_per_identity, a.fractions, a.supersample, a.mask_size,
+                                                    a.jpeg_quality),
 }
 
 
@@ -424,11 +551,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--first-subject", type=int, default=1,
                         help="number of the first subject (default 1)")
     parser.add_argument("--samples-per-identity", type=int, default=2,
-                        help="mt: source/reference pairs written per identity (default 2)")
+                        help="mt: source/reference pairs written per identity; celebamask-hq: faces per identity "
+                             "(default 2)")
     parser.add_argument("--frames", type=int, default=240, help="300vw: frames per video (default 240)")
     parser.add_argument("--pts-files", action="store_true",
                         help="300vw: also write annot/<frame>.pts (300-W text) next to pts.pt")
-    parser.add_argument("--jpeg-quality", type=int, default=95, help="300vw: JPEG quality of the frames (default 95)")
+    parser.add_argument("--jpeg-quality", type=int, default=95,
+                        help="300vw, celebamask-hq: JPEG quality of the frames / images (default 95)")
+    parser.add_argument("--mask-size", type=int, default=None,
+                        help="celebamask-hq: side of the part masks (default: half of --size, as the release)")
     parser.add_argument("--supersample", type=int, default=2,
                         help="renderer anti-aliasing factor (default 2)")
     return parser

@@ -3,8 +3,8 @@
     python scripts/results_table.py docs/results/tpgan_cpu_eval.json
 
 Rows: the model and each ``baseline_<name>``; columns: the metrics they share, and the seconds per image of each
-output. Lower is better for l1/mse/lpips/fid/fld/time, higher for psnr/ssim/ms_ssim/id_sim(_synthetic); the best value of each
-column is bold.
+output. Lower is better for l1/mse/lpips/fid/fld/time, higher for psnr/ssim/ms_ssim/id_sim(_synthetic); the best
+value of each column is bold.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ def table(result: dict) -> str:
     for key, value in metrics.items():
         name, _, metric = key.rpartition("/")
         rows.setdefault(name or "model", {})[metric] = value
-    columns = [m for m in ("l1", "mse", "psnr", "ssim", "ms_ssim", "lpips", "id_sim", "id_sim_synthetic", "nme", "fid", "fld",
-                           "seconds_per_image") if all(m in r for r in rows.values())]
+    columns = [m for m in ("l1", "mse", "psnr", "ssim", "ms_ssim", "lpips", "id_sim", "id_sim_synthetic", "nme", "fid",
+                           "fld", "seconds_per_image") if all(m in r for r in rows.values())]
     best = {m: (max if m in HIGHER_IS_BETTER else min)(r[m] for r in rows.values()) for m in columns}
     arrows = {m: "↑" if m in HIGHER_IS_BETTER else "↓" for m in columns}
     lines = ["| output | " + " | ".join(f"{m} {arrows[m]}" for m in columns) + " |",

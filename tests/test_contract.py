@@ -1,9 +1,9 @@
 """The method contract, checked on every model and experiment config: a new method is covered by its YAML.
 
 For each ``conf/model/*.yaml`` and ``conf/experiment/*.yaml``: compose, instantiate, fit a few tiny batches
-(enough for every phase to run once; the experiments in bf16 autocast), check that the logged ``train/*`` terms are exactly the configured
-non-zero terms that are not switched off, save, reload with :func:`facezoo.load` (same weights), evaluate
-(model and baselines on the same samples), and run the method's photo inference where it has one
+(enough for every phase to run once; the experiments in bf16 autocast), check that the logged ``train/*`` terms are
+exactly the configured non-zero terms that are not switched off, save, reload with :func:`facezoo.load` (same
+weights), evaluate (model and baselines on the same samples), and run the method's photo inference where it has one
 (``INFERENCE_INPUTS`` names what that needs besides a checkpoint and a photo). A method trained in stages gets the
 files of its earlier stages from ``TRAINING_INPUTS`` (made first, at the same tiny settings).
 """

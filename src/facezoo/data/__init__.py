@@ -33,6 +33,10 @@ File-backed datasets add:
 * ``name`` (str) — the file the sample was read from; ``reference_name`` for MT's makeup reference
   (:mod:`facezoo.data.mt`, which has no ``target``: real MT pairs have no ground truth).
 * ``frame_numbers`` — the A/B/C frame indices of a 300VW triplet (:mod:`facezoo.data.video300w`).
+* ``inter_mask_1`` / ``inter_mask_2`` (H, W) int64 — the MaskGAN demo's precomputed interpolated masks of a training
+  face (``train_label_inter_{1,2}/``, :mod:`facezoo.data.celebamask`'s aligned layout); in that layout's test
+  folders ``mask`` is the demo's ``label_ref`` (the mask of ``image``) and ``target_mask`` its ``label`` (the mask
+  to render in the style of ``image``), with no ``target``.
 
 pSp's pairs (:mod:`facezoo.data.psp`): ``image`` is the encoder's source, ``(1, H, W)`` sketch / grey in [-1, 1] or
 ``(19, H, W)`` one-hot CelebAMask-HQ labels in {0, 1} where the task asks for them
