@@ -49,6 +49,7 @@ import argparse
 import datetime as dt
 import importlib
 import json
+import math
 import os
 import shlex
 import subprocess
@@ -179,8 +180,10 @@ def run_one(args) -> dict:
     gen = torch.Generator().manual_seed(1)
     x = (torch.rand(batch, 3, side, side, generator=gen) * 2 - 1).to(device)
     y = (torch.rand(batch, 3, side, side, generator=gen) * 2 - 1).to(device)
-    if args.one == "facezoo":
+    if args.one in ("facezoo", "facezoo_fast"):
         net, params = ours.to(device), ours.trainable_parameters()
+        if args.one == "facezoo_fast":
+            net.fast_encoder()
 
         def w_norm(latents):
             return losses.w_norm(latents, ours.latent_avg)
@@ -212,6 +215,12 @@ def run_one(args) -> dict:
     release_freed_memory()
     measured = measure(step, args.repeats, device)
     result["time_s"], result["peak_MiB"] = measured["time_s"], measured["peak_MiB"]
+    if args.one == "facezoo_fast":
+        exact = build_facezoo(size, args).to(device).eval()
+        with torch.no_grad():
+            reference = exact(x, resize=False, randomize_noise=False)
+        mse = float((measured["output"].float() - reference).pow(2).mean())
+        result["psnr_vs_fp32"] = 10 * math.log10(4 / mse) if mse > 0 else float("inf")
     if args.one == "official" and args.task == "inference":
         ours = ours.to(device).eval()
         with torch.no_grad():
@@ -253,18 +262,22 @@ def table(results: list[dict]) -> list[str]:
         return r["task"], r["size"], r["batch"]
 
     official = {key(r): r for r in results if r["impl"] == "official"}
+    names = {"facezoo": "facezoo", "facezoo_fast": "facezoo fast path (`fast=true`: encoder bf16 + channels_last)",
+             "official": "official models/psp.py (native ops)"}
     for r in results:
-        name = "facezoo" if r["impl"] == "facezoo" else "official models/psp.py (native ops)"
+        name = names[r["impl"]]
         if "error" in r or "skipped" in r:
             lines.append(f"| {r['task']} | {r['size']} | {r['batch']} | {name} | – | – | – | – | "
                          f"{r.get('error') or r['skipped']} |")
             continue
         ratios, diff = ["–", "–"], "–"
         o = official.get(key(r))
-        if r["impl"] == "facezoo" and o is not None and "time_s" in o:
+        if r["impl"] != "official" and o is not None and "time_s" in o:
             ratios = [_ratio(o["time_s"], r["time_s"]), _ratio(o["peak_MiB"], r["peak_MiB"])]
-            if "max_abs_diff_vs_facezoo" in o:
+            if r["impl"] == "facezoo" and "max_abs_diff_vs_facezoo" in o:
                 diff = f"{o['max_abs_diff_vs_facezoo']:.2g}"
+        if "psnr_vs_fp32" in r:
+            diff = f"PSNR {r['psnr_vs_fp32']:.1f} dB to facezoo fp32"
         lines.append(f"| {r['task']} | {r['size']} | {r['batch']} | {name} | {r['time_s']:.3f} | "
                      f"{r['peak_MiB']:.0f} | {ratios[0]} | {ratios[1]} | {diff} |")
     return lines
@@ -289,6 +302,8 @@ def main(argv=None) -> str | None:
     parser.add_argument("--max-seconds", type=float, default=0.0,
                         help="skip the rest of a (task, size) once one of its medians exceeds this (0: never)")
     parser.add_argument("--append", type=Path, help="append the section to this Markdown file")
+    parser.add_argument("--fast", action="store_true",
+                        help="add the inference fast path (PSP.fast_encoder: encoder bf16 + channels_last) rows")
     parser.add_argument("--tiny", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--one", help=argparse.SUPPRESS)
     parser.add_argument("--task", default="inference", help=argparse.SUPPRESS)
@@ -306,12 +321,14 @@ def main(argv=None) -> str | None:
         parser.error("--tiny shrinks the networks, which the official pSp cannot (512-d styles, IR-SE50)")
     if args.repeats < 1 or args.train_batch < 1:
         parser.error("--repeats and --train-batch must be >= 1")
-    impls = ["facezoo"] + (["official"] if args.official else [])
+    impls = ["facezoo"] + (["facezoo_fast"] if args.fast else []) + (["official"] if args.official else [])
     plan = [("inference", s, b) for s in _ints(args.sizes) for b in _ints(args.batches)]
     plan += [("train step", s, args.train_batch) for s in _ints(args.train_sizes)]
     results, slow = [], set()
     for task, size, batch in plan:
         for impl in impls:
+            if impl == "facezoo_fast" and task != "inference":         # an inference path
+                continue
             if (task, size, impl) in slow:
                 results.append({"impl": impl, "task": task, "size": size, "batch": batch,
                                 "skipped": f"skipped: a smaller batch took over {args.max_seconds:g} s"})

@@ -35,18 +35,22 @@ def table_rows(text: str) -> dict[tuple[str, int, int, str], list[str]]:
 def test_bench_psp_tiny_rows(tmp_path):
     out = tmp_path / "benchmarks.md"
     argv = ["--tiny", "--sizes", "32", "--batches", "1", "--train-sizes", "32", "--train-batch", "2", "--repeats", "1",
-            "--append", str(out)]
+            "--fast", "--append", str(out)]
     text = bench_psp.main(argv)
 
     assert out.read_text().startswith("# Benchmarks\n") and text in out.read_text()
     assert "`python scripts/bench_psp.py " + " ".join(argv) + "`" in text     # the exact command on top
     assert "Machine: " in text and "no LPIPS / ID" in text and "torch.optim.Adam" in text
     rows = table_rows(text)
-    assert set(rows) == {("inference", 32, 1, "facezoo"), ("train step", 32, 2, "facezoo")}
-    for cells in rows.values():                         # measured, finite; no official row: no ratios, no diff
+    fast = ("inference", 32, 1, "facezoo fast path (`fast=true`: encoder bf16 + channels_last)")
+    assert set(rows) == {("inference", 32, 1, "facezoo"), ("train step", 32, 2, "facezoo"), fast}   # inference only
+    for key, cells in rows.items():                     # measured, finite; no official row: no ratios, no diff
         time_s, memory = float(cells[0]), float(cells[1])
         assert time_s > 0 and math.isfinite(time_s) and memory >= 0
-        assert cells[2:] == ["–", "–", "–"]
+        assert cells[2:4] == ["–", "–"]
+        assert cells[4] == "–" if key != fast else cells[4].startswith("PSNR ")
+    psnr = float(rows[fast][4].split()[1])
+    assert 25 < psnr < 200                              # bf16 ran (not identical) and stayed close to fp32
 
 
 def test_bench_psp_table_ratios():
@@ -55,6 +59,8 @@ def test_bench_psp_table_ratios():
         {"impl": "facezoo", "task": "inference", "size": 256, "batch": 1, "time_s": 2.0, "peak_MiB": 100.0},
         {"impl": "official", "task": "inference", "size": 256, "batch": 1, "time_s": 3.0, "peak_MiB": 400.0,
          "max_abs_diff_vs_facezoo": 1.5e-5},
+        {"impl": "facezoo_fast", "task": "inference", "size": 256, "batch": 1, "time_s": 1.0, "peak_MiB": 200.0,
+         "psnr_vs_fp32": 40.04},
         {"impl": "facezoo", "task": "train step", "size": 256, "batch": 4, "time_s": 10.0, "peak_MiB": 0.0},
         {"impl": "official", "task": "train step", "size": 256, "batch": 4, "error": "killed by SIGKILL (out of "
                                                                                      "memory?)"},
@@ -62,6 +68,8 @@ def test_bench_psp_table_ratios():
     rows = table_rows("\n".join(bench_psp.table(results)))
     assert rows[("inference", 256, 1, "facezoo")] == ["2.000", "100", "1.50", "4.00", "1.5e-05"]
     assert rows[("inference", 256, 1, "official models/psp.py (native ops)")][2:] == ["–", "–", "–"]
+    assert rows[("inference", 256, 1, "facezoo fast path (`fast=true`: encoder bf16 + channels_last)")] == [
+        "1.000", "200", "3.00", "2.00", "PSNR 40.0 dB to facezoo fp32"]
     assert rows[("train step", 256, 4, "facezoo")][2:] == ["–", "–", "–"]    # no official time to divide by
     assert rows[("train step", 256, 4, "official models/psp.py (native ops)")][-1] == "killed by SIGKILL (out of " \
                                                                                        "memory?)"

@@ -84,6 +84,13 @@ def test_photo_tasks_encode_the_aligned_face(files, tmp_path, release):
     np.testing.assert_array_equal(picture, reference(files, release, aligned_face(files)))
 
 
+def test_fast_path_is_close_to_the_fp32_output(files, tmp_path):
+    exact = run(files, "ffhq_encode", tmp_path, out="exact.png").astype(np.float64)
+    fast = run(files, "ffhq_encode", tmp_path, "fast=true", out="fast.png").astype(np.float64)
+    psnr = 10 * np.log10(255**2 / np.mean((fast - exact) ** 2))
+    assert 30 < psnr < np.inf, psnr                          # bf16 ran, and stayed close
+
+
 def test_resize_outputs_and_couple(files, tmp_path):
     pooled = run(files, "ffhq_encode", tmp_path, "resize_outputs=true", "couple=true")
     assert pooled.shape == (256, 2 * 256, 3)                # [input | output] at face_pool's 256 px (the releases')

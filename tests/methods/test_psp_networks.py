@@ -4,6 +4,8 @@ parity against the official code (committed fixtures from ``scripts/fixtures/mak
 
 from __future__ import annotations
 
+import copy
+
 import argparse
 import importlib.util
 import logging
@@ -198,6 +200,26 @@ def test_psp_forward_semantics(tiny_psp):
         model(x, latent_mask=[6])
     with pytest.raises(ValueError, match=r"\(B, 3, H, W\)"):
         model(torch.zeros(1, 19, 32, 32))
+
+
+def test_fast_encoder_is_bf16_channels_last_and_close_to_fp32(tiny_psp):
+    model = copy.deepcopy(tiny_psp).eval()
+    torch.manual_seed(0)
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    with torch.no_grad():
+        codes, images = model.encode(x), model(x, randomize_noise=False)
+        model.fast_encoder()
+        conv = model.encoder.input_layer[0].weight
+        assert conv.is_contiguous(memory_format=torch.channels_last) and not conv.is_contiguous()
+        fast_codes = model.encode(x)
+        assert fast_codes.dtype == torch.float32 and not torch.equal(fast_codes, codes)     # bf16 did run
+        torch.testing.assert_close(fast_codes, codes, atol=0.05, rtol=0.05)
+        fast = model(x, randomize_noise=False)
+        psnr = 10 * torch.log10(4 / (fast - images).pow(2).mean())
+        assert psnr > 30, psnr
+        model.fast_encoder(False)
+        assert model.encoder.input_layer[0].weight.is_contiguous()
+        torch.testing.assert_close(model.encode(x), codes)
 
 
 def test_psp_w_encoder_and_latent_avg():

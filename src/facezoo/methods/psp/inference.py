@@ -366,6 +366,8 @@ def run(cfg: DictConfig) -> np.ndarray:
     n_outputs, alpha = _check_options(cfg)
     loaded = load_psp(cfg)
     psp, task = loaded.psp, loaded.task
+    if cfg.get("fast"):
+        psp.fast_encoder()
     latent_mask = parse_latent_mask(cfg.get("latent_mask"), psp.n_styles)
     source = read_source(cfg, task, loaded.input_size, loaded.official)
     device = psp.latent_avg.device

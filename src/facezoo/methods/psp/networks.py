@@ -452,6 +452,7 @@ class PSP(nn.Module):
         self.train_decoder = bool(train_decoder)
         self.decoder.requires_grad_(self.train_decoder)
         self.face_pool = nn.AdaptiveAvgPool2d((pool_size, pool_size))
+        self.encoder_dtype: torch.dtype | None = None        # fast_encoder(): bf16 autocast
         if latent_avg is None and self.start_from_latent_avg:
             latent_avg = estimate_latent_avg(decoder, n_mean_latent)
         self.register_buffer("latent_avg", torch.zeros(self.n_styles, self.style_dim))
@@ -488,6 +489,24 @@ class PSP(nn.Module):
             raise ValueError("latent_avg must be one w (the same for every style) with the W encoder")
         self.latent_avg.copy_(avg.expand(self.n_styles, -1))
 
+    def fast_encoder(self, enabled: bool = True) -> PSP:
+        """Inference fast path: the encoder in channels_last memory under bf16 autocast, the decoder in fp32.
+
+        On the 2-core AVX512-BF16 CPU of docs/benchmarks.md the IR-SE50 encoder at 256 px runs about 2x faster
+        this way (bf16 1.7x, channels_last 1.1x), while the StyleGAN2 decoder gains nothing from bf16 at batch 1
+        (its modulated convolutions run on small per-sample weights), so it stays in fp32; outputs differ from the
+        fp32 path by about 40 dB PSNR. The codes leave :meth:`encode` in fp32. For inference, not training.
+
+        Args:
+            enabled: ``False`` restores the fp32, contiguous encoder.
+
+        Returns:
+            ``self``.
+        """
+        self.encoder_dtype = torch.bfloat16 if enabled else None
+        self.encoder.to(memory_format=torch.channels_last if enabled else torch.contiguous_format)
+        return self
+
     def trainable_parameters(self) -> list[nn.Parameter]:
         """What the official coach optimises: the encoder, plus the decoder with ``train_decoder``."""
         params = list(self.encoder.parameters())
@@ -502,7 +521,11 @@ class PSP(nn.Module):
         Returns:
             :math:`(B, n\\_styles, D)`.
         """
-        codes = self.encoder(x)
+        if self.encoder_dtype is None:
+            codes = self.encoder(x)
+        else:
+            with torch.autocast(x.device.type, dtype=self.encoder_dtype):
+                codes = self.encoder(x.contiguous(memory_format=torch.channels_last)).float()
         if self.learn_in_w:
             if self.start_from_latent_avg:
                 codes = codes + self.latent_avg[0]
