@@ -66,8 +66,8 @@ def test_phases_optimizers_and_frozen_parts(tmp_path):
     model = maskgan(tmp_path)
     assert [(p.name, p.optimizer, p.at) for p in model.phases] == [
         ("g", "generator", (0,)), ("gb", "generator_blender", (0,)), ("d", "discriminator", (0,))]
-    assert model.loss_weights == {"g": {"adversarial": 1.0, "feature_matching": 10.0, "perceptual": 10.0},
-                                  "gb": {"adversarial": 1.0, "feature_matching": 10.0, "perceptual": 10.0},
+    assert model.loss_weights == {"g": {"adversarial": 1.0, "feature_matching": 10.0, "perceptual": 10.0, "l1": 0.0},
+                                  "gb": {"adversarial": 1.0, "feature_matching": 10.0, "perceptual": 10.0, "l1": 0.0},
                                   "d": {"real": 0.5, "fake": 0.5, "blend": 0.5}}
     assert set(model.terms_off) == {"g.perceptual", "gb.perceptual"}          # perceptual_loss=null
     assert isinstance(model.mask_vae, networks.MaskVAE) and not model.mask_vae.training
@@ -142,6 +142,19 @@ def test_g_terms_feature_matching_weighted_as_pix2pixhd_and_vgg19_perceptual(tmp
     model.weighted_sum("gb", gb).backward()
     assert all(p.grad is not None for p in model.blender.parameters())
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.generator.parameters())
+
+
+def test_l1_term_is_off_in_the_recipe_and_the_rendering_error_when_on(tmp_path):
+    torch.manual_seed(0)
+    model = maskgan(tmp_path, "model.loss.g.l1=10.0", "model.loss.gb.l1=10.0")
+    step = model.prepare_batch(edit_batch())
+    terms = model.g_terms(step)
+    mask, image = step["mask"], step["image"]
+    with torch.no_grad():
+        expected = (model.generator(mask, mask, image) - image).abs().mean()
+    assert terms["l1"].item() == pytest.approx(expected.item(), rel=1e-5)
+    assert "l1" in model.gb_terms(step)
+    assert "l1" not in maskgan(tmp_path).g_terms(step)                     # the demo's recipe: weight 0
 
 
 # --------------------------------------------------------------------------------------------------

@@ -381,7 +381,7 @@ class MaskGAN(GANModule):
     All defaults live in ``conf/model/maskgan.yaml``.
     """
 
-    G_TERMS = ("adversarial", "feature_matching", "perceptual")
+    G_TERMS = ("adversarial", "feature_matching", "perceptual", "l1")
     metrics = ("l1", "mse", "psnr", "ssim", "lpips")
 
     def __init__(self, *, image_size: int, width: float, ngf: int, n_downsample: int, n_blocks: int,
@@ -406,7 +406,7 @@ class MaskGAN(GANModule):
                     Phase("gb", "generator_blender", self.G_TERMS),
                     Phase("d", "discriminator", ("real", "fake", "blend"))],
             loss=effective, optimizers=optimizers, schedulers=schedulers, frozen=frozen,
-            frozen_terms={"mask_vae": ("d.blend", "gb.adversarial", "gb.feature_matching", "gb.perceptual"),
+            frozen_terms={"mask_vae": ("d.blend", "gb.adversarial", "gb.feature_matching", "gb.perceptual", "gb.l1"),
                           "perceptual_loss": ("g.perceptual", "gb.perceptual")},
             seed=seed, grad_clip=grad_clip)
         self.save_hyperparameters(ignore=GANModule.CONFIG_ARGS)
@@ -462,6 +462,8 @@ class MaskGAN(GANModule):
             terms["feature_matching"] = losses.feature_matching_loss(fake, real)
         if self.perceptual_loss is not None and self.wants(phase, "perceptual"):
             terms["perceptual"] = self.perceptual_loss(output, image)
+        if self.wants(phase, "l1"):        # facezoo's offline stand-in for the VGG term (0 in the demo's recipe)
+            terms["l1"] = F.l1_loss(output, image)
         return terms
 
     def g_terms(self, step: Mapping) -> dict[str, Tensor]:
