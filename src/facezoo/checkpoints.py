@@ -61,9 +61,9 @@ def read_checkpoint(path: str | Path, map_location="cpu", trust: bool = False) -
             ckpt = torch.load(path, map_location=map_location, weights_only=True)
         except Exception as err:
             needs = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(err))
-            if needs is None and "weights_only" not in str(err).split("\n")[0]:
+            if needs is None:          # not a pickled object: a damaged or foreign file (below)
                 raise
-            what = needs.group(1) if needs else "Python objects"
+            what = needs.group(1)
             if not trust:
                 raise UntrustedCheckpointError(
                     f"{path}: holds a pickled {what}, which facezoo does not unpickle from files (a pickle can run "

@@ -417,4 +417,4 @@ def test_command_line_errors_are_one_line(tmp_path, make_synthetic, capsys):
     assert err.startswith("make_synthetic: error:") and "\n" not in err and "at least 3 identities" in err
     with pytest.raises(SystemExit):
         make_synthetic.main(["--format", "bogus", "--out", str(tmp_path)])   # argparse refuses unknown formats
-    assert set(make_synthetic.EXPORTERS) == {"multipie", "mt", "300vw"}
+    assert set(make_synthetic.EXPORTERS) == {"multipie", "mt", "300vw", "celebamask-hq"}

@@ -441,7 +441,9 @@ def load_state_dict_file(
             obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
         needs = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(err))
-        what = needs.group(1) if needs else "Python object"
+        if needs is None:              # not a pickled object: a damaged or foreign file
+            raise
+        what = needs.group(1)
         if not (_TRUST_PICKLES.get() if allow_pickle is None else allow_pickle):
             raise UntrustedFileError(f"{path}: holds a pickled {what}, which facezoo does not unpickle from files "
                                      "(a pickle can run code); pass trust_checkpoint=true if you trust its "
