@@ -273,13 +273,29 @@ def test_predict_renders_the_edited_mask_and_baselines(tmp_path):
         assert torch.allclose(out, model.generator(batch["target_mask"], batch["mask"], batch["image"]))
     datamodule = SimpleNamespace(dataset=lambda split: SyntheticMaskEdit(split, size=SIZE, length=3, num_identities=3))
     baselines = model.evaluation_baselines(datamodule, mean_face_samples=3)
-    assert set(baselines) == {"source", "mean_style"} and torch.equal(baselines["source"](batch), batch["image"])
+    assert set(baselines) == {"source", "mean_style", "full_rendering"}
+    assert torch.equal(baselines["source"](batch), batch["image"])
+    assert torch.equal(baselines["full_rendering"](batch), out)
     train = datamodule.dataset("train")
     with torch.no_grad():
         styles = model.generator.encode_style(torch.stack([train[i]["mask"] for i in range(3)]),
                                               torch.stack([train[i]["image"] for i in range(3)]))
         expected = model.generator.render(batch["target_mask"], styles.mean(0))
-    assert torch.allclose(baselines["mean_style"](batch), expected, atol=1e-5)
+    # the evaluated outputs are pasted on the source near the edit, as the photo pipeline does: the rendering within
+    # dilate (3 px) of a changed label, the source beyond dilate + feather (7 px)
+    from scipy.ndimage import distance_transform_edt
+
+    from facezoo.methods.maskgan.inference import predict
+
+    pasted, mean_style = predict(model, batch), baselines["mean_style"](batch)
+    for i in range(len(batch["image"])):
+        distance = torch.from_numpy(distance_transform_edt(batch["mask"][i] == batch["target_mask"][i]))
+        near, far = distance <= 3, distance >= 7
+        assert near.any() and far.any()
+        assert torch.allclose(pasted[i][:, near], out[i][:, near]) and torch.equal(pasted[i][:, far],
+                                                                                     batch["image"][i][:, far])
+        assert torch.allclose(mean_style[i][:, near], expected[i][:, near], atol=1e-5)
+        assert torch.equal(mean_style[i][:, far], batch["image"][i][:, far])
     rows = model.sample_rows(batch)
     assert list(rows) == ["source", "source mask", "edited mask", "MaskGAN", "truth"]
     assert all(r.shape == (2, 3, SIZE, SIZE) for r in rows.values())

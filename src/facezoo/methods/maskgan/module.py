@@ -524,11 +524,16 @@ class MaskGAN(GANModule):
 
     def evaluation_baselines(self, datamodule=None, mean_face_samples: int = 512, **_) -> dict[str, Callable]:
         """``source``: the unedited source image; ``mean_style``: the edited mask rendered with the mean style of
-        ``mean_face_samples`` training faces (the generator without the style encoder)."""
+        ``mean_face_samples`` training faces (the generator without the style encoder), pasted on the source near
+        the edit as the model's output is (:func:`facezoo.methods.maskgan.inference.predict`);
+        ``full_rendering``: the model's rendering without that paste-back (the whole face redrawn)."""
+        from facezoo.methods.maskgan.inference import paste_on_source
+
         style = self.mean_style(datamodule.dataset("train"), mean_face_samples)
 
         def render_mean_style(batch: Mapping) -> Tensor:
             mask = batch.get("target_mask", batch["mask"])
-            return self.generator.render(mask, style.to(mask.device))
+            return paste_on_source(batch, self.generator.render(mask, style.to(mask.device)))
 
-        return {"source": lambda batch: batch["image"], "mean_style": render_mean_style}
+        return {"source": lambda batch: batch["image"], "mean_style": render_mean_style,
+                "full_rendering": self.predict_batch}
