@@ -4,9 +4,8 @@ parity against the official code (committed fixtures from ``scripts/fixtures/mak
 
 from __future__ import annotations
 
-import copy
-
 import argparse
+import copy
 import importlib.util
 import logging
 import os
