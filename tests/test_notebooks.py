@@ -15,6 +15,7 @@ EXPECTED = {
     "tpgan_quickstart.ipynb": ["optimizer steps: 4"],       # 2 batches x (1 D + 1 G step)
     "psp_inversion.ipynb": ["W+ codes: (2, 8, 16)",         # 32 px decoder: 8 styles of 16
                             "endpoints are the inversions: True", "mixed styles: coarse [0, 1, 2] fine [7]"],
+    "maskgan_editing.ipynb": ["lips +2 px:", "hair of face 2:", "pixels kept from the source:"],
 }
 
 
