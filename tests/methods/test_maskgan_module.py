@@ -144,6 +144,19 @@ def test_g_terms_feature_matching_weighted_as_pix2pixhd_and_vgg19_perceptual(tmp
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.generator.parameters())
 
 
+def test_encoder_init_kaiming_makes_the_style_depend_on_the_face(tmp_path):
+    batch = edit_batch(4)
+    spreads = {}
+    for init in ("demo", "kaiming"):
+        torch.manual_seed(0)
+        model = maskgan(tmp_path, f"model.encoder_init={init}")
+        with torch.no_grad():
+            spreads[init] = model.generator.encode_style(batch["mask"], batch["image"]).std(0).mean().item()
+    assert spreads["demo"] < 1e-5 < 1e-3 < spreads["kaiming"]      # the demo's N(0, 0.02): a constant style
+    with pytest.raises(ValueError, match="encoder_init"):
+        maskgan(tmp_path, "model.encoder_init=xavier")
+
+
 def test_l1_term_is_off_in_the_recipe_and_the_rendering_error_when_on(tmp_path):
     torch.manual_seed(0)
     model = maskgan(tmp_path, "model.loss.g.l1=10.0", "model.loss.gb.l1=10.0")
