@@ -77,10 +77,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 from torch.utils.data import Dataset
 
 from facezoo.face.labels import CELEBAMASK_HQ, LABEL_MAPS, convert_labels
+from facezoo.face.photo import open_image
 from facezoo.utils import FacezooError, atomic_write, check_writable
 
 __all__ = [
@@ -132,19 +133,6 @@ _NUMBERED = re.compile(r"^(\d+)\.jpg$")
 
 
 # ------------------------------------------------------------------------------------------- files
-def _open(path: Path, what: str) -> Image.Image:
-    """Open and decode an image file, or one line naming it."""
-    try:
-        with Image.open(path) as img:
-            img.load()
-            return img.copy()
-    except FileNotFoundError:
-        raise FacezooError(f"{path}: {what} not found") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
-        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise FacezooError(f"{path}: unreadable or truncated {what} ({reason})") from None
-
-
 def _listdir(folder: Path) -> list[str]:
     """Visible file names of ``folder`` (one ``scandir``: cheap on the 30 000-file folders)."""
     with os.scandir(folder) as entries:
@@ -219,7 +207,7 @@ def read_part(path: str | Path) -> np.ndarray:
     Raises:
         FacezooError: a missing or unreadable file (one line naming it).
     """
-    img = _open(Path(path), "part mask")
+    img = open_image(Path(path), "part mask")
     arr = np.asarray(img if img.mode == "L" else img.convert("RGB"))
     return (arr if arr.ndim == 2 else arr[..., 2]) != 0
 
@@ -292,7 +280,7 @@ def read_label_map(path: str | Path, label_order: str = "celebamask_hq") -> np.n
     """
     path = Path(path)
     scheme = LABEL_MAPS[label_order]
-    img = _open(path, "label map")
+    img = open_image(path, "label map")
     seg = np.asarray(img.convert("RGB") if img.mode not in ("L", "P", "I", "I;16", "RGB") else img)
     if seg.ndim == 3:
         if not (np.array_equal(seg[..., 0], seg[..., 1]) and np.array_equal(seg[..., 0], seg[..., 2])):
@@ -501,7 +489,7 @@ class CelebAMaskHQ(Dataset):
         if cached.is_file():
             return read_label_map(cached)
         merged = merge_annotation(self.anno_dir, index)
-        width, height = _open(self.image_dir / f"{index}.jpg", "image").size
+        width, height = open_image(self.image_dir / f"{index}.jpg", "image").size
         if merged is None:                               # no part at all: background, at the image's size
             merged = np.zeros((height, width), np.uint8)
         self._check_aspect(merged.shape, str(part_path(self.anno_dir, index, "*")), self.image_dir / f"{index}.jpg",
@@ -519,7 +507,7 @@ class CelebAMaskHQ(Dataset):
         return len(todo)
 
     def _image(self, path: Path) -> tuple[torch.Tensor, tuple[int, int]]:
-        img = _open(path, "image").convert("RGB")
+        img = open_image(path, "image").convert("RGB")
         size = img.size
         if img.size != (self.size, self.size):
             img = img.resize((self.size, self.size), Image.Resampling.BILINEAR)   # PIL: antialiased

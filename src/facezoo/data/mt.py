@@ -38,12 +38,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 from torch.utils.data import Dataset
 
 from facezoo.data.multipie import resize_five_points as resize_points
 from facezoo.face.labels import MT as MT_LABELS
 from facezoo.face.labels import convert_labels
+from facezoo.face.photo import open_image
 from facezoo.utils import FacezooError
 
 __all__ = ["MT", "DOMAINS", "LIST_FILES", "read_mt_landmarks", "read_mt_seg", "format_mt_landmarks"]
@@ -100,18 +101,6 @@ def format_mt_landmarks(landmarks_xy: np.ndarray) -> bytes:
     return pickle.dumps(np.ascontiguousarray(arr[:, ::-1]), protocol=2)
 
 
-def _open(path: Path, what: str) -> Image.Image:
-    try:
-        with Image.open(path) as img:
-            img.load()
-            return img.copy()
-    except FileNotFoundError:
-        raise FacezooError(f"{path}: {what} not found") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
-        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise FacezooError(f"{path}: unreadable or truncated {what} ({reason})") from None
-
-
 def read_mt_seg(path: str | Path) -> np.ndarray:
     """Read an MT label map (uint8 PNG, 14-label scheme) and convert it to CelebAMask-HQ labels.
 
@@ -122,7 +111,7 @@ def read_mt_seg(path: str | Path) -> np.ndarray:
         FacezooError: missing/unreadable file, or ids outside MT's 0-13 (the message names the file).
     """
     path = Path(path)
-    img = _open(path, "label map")
+    img = open_image(path, "label map")
     if img.mode not in ("L", "P", "I", "I;16"):
         img = img.convert("L")
     seg = np.asarray(img, dtype=np.int64)
@@ -221,7 +210,7 @@ class MT(Dataset):
 
     def read(self, domain: str, name: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """One face of ``domain`` at ``self.size``: image (3, S, S) in [-1, 1], (68, 2) (x, y), (S, S) labels."""
-        img = _open(self.root / "images" / domain / name, "image").convert("RGB")
+        img = open_image(self.root / "images" / domain / name, "image").convert("RGB")
         seg = read_mt_seg(self.root / "segs" / domain / name)
         points = read_mt_landmarks(self.root / "landmarks" / domain / name)
         if seg.shape != (img.height, img.width):

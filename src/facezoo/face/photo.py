@@ -36,6 +36,7 @@ from facezoo.utils import FacezooError, atomic_write, check_writable
 __all__ = [
     "MIN_SIDE",
     "PSGAN_MARGINS",
+    "open_image",
     "read_photo",
     "write_photo",
     "check_output_path",
@@ -89,6 +90,23 @@ def _to_uint8_rgb(img: Image.Image, name: str) -> np.ndarray:
     if mode != "RGB":                                                    # L, 1, CMYK, YCbCr, LAB, HSV
         img = img.convert("RGB")
     return np.asarray(img, dtype=np.uint8).copy()
+
+
+def open_image(path: str | os.PathLike, what: str = "image") -> Image.Image:
+    """Open and decode an image file of any mode (label maps included), or one line naming it and ``what`` it is.
+
+    Raises:
+        FacezooError: ``<path>: <what> not found`` or ``<path>: unreadable or truncated <what> (<reason>)``.
+    """
+    try:
+        with Image.open(path) as img:
+            img.load()
+            return img.copy()
+    except FileNotFoundError:
+        raise FacezooError(f"{path}: {what} not found") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise FacezooError(f"{path}: unreadable or truncated {what} ({reason})") from None
 
 
 def read_photo(path: str | os.PathLike, min_side: int = MIN_SIDE) -> np.ndarray:

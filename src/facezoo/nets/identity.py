@@ -66,15 +66,6 @@ class SyntheticIdentityNet(PackagedNet, nn.Module):
                                     for i in range(depth))
         self.head = nn.Sequential(nn.Linear(chans[-1], dim, bias=False), nn.BatchNorm1d(dim))
 
-    def resize_input(self, images: torch.Tensor) -> torch.Tensor:
-        """Images of any size → ``(B, 3, size, size)``."""
-        if images.ndim != 4 or images.shape[1] != 3:
-            raise ValueError(f"expected (B, 3, H, W) images in [-1, 1], got {tuple(images.shape)}")
-        if tuple(images.shape[-2:]) == (self.size, self.size):
-            return images
-        return F.interpolate(images, size=(self.size, self.size), mode="bilinear", align_corners=False,
-                             antialias=True)
-
     def embed(self, images: torch.Tensor) -> torch.Tensor:
         """Unit-length identity embeddings ``(B, dim)`` of ``(B, 3, H, W)`` faces in [-1, 1]."""
         x = self.stem(self.resize_input(images))

@@ -133,15 +133,6 @@ class HeatmapLandmarkNet(PackagedNet, nn.Module):
         """Soft-argmax of ``(B, N, size/2, size/2)`` maps: ``(B, N, 2)`` (x, y) pixels of a ``size`` image."""
         return to_image_pixels(landmarks_from_heatmaps(heatmaps, temperature=self.temperature), self.stride)
 
-    def resize_input(self, images: torch.Tensor) -> torch.Tensor:
-        """Images of any size → ``(B, 3, size, size)`` (bilinear, antialiased when shrinking)."""
-        if images.ndim != 4 or images.shape[1] != 3:
-            raise ValueError(f"expected (B, 3, H, W) images in [-1, 1], got {tuple(images.shape)}")
-        if tuple(images.shape[-2:]) == (self.size, self.size):
-            return images
-        return F.interpolate(images, size=(self.size, self.size), mode="bilinear", align_corners=False,
-                             antialias=True)
-
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         height, width = images.shape[-2:]
         points = self.landmarks_from(self.heatmaps(self.resize_input(images)))

@@ -498,6 +498,20 @@ class PackagedNet(Freezable):
     weights_name: str = ""
     kind: str = "network"          # what the one-line error calls a file of the wrong kind
     config: dict
+    size: int                      # the side of the square images the network works on
+
+    def resize_input(self, images: Tensor) -> Tensor:
+        """Images of any size → ``(B, 3, size, size)`` (bilinear, antialiased when shrinking).
+
+        Raises:
+            ValueError: not a ``(B, 3, H, W)`` batch.
+        """
+        if images.ndim != 4 or images.shape[1] != 3:
+            raise ValueError(f"expected (B, 3, H, W) images in [-1, 1], got {tuple(images.shape)}")
+        if tuple(images.shape[-2:]) == (self.size, self.size):
+            return images
+        return torch.nn.functional.interpolate(images, size=(self.size, self.size), mode="bilinear",
+                                               align_corners=False, antialias=True)
 
     def save_checkpoint(self, path: str | os.PathLike, **meta) -> None:
         """Write ``{"state_dict", "config", "meta"}`` to ``path`` atomically (temporary file + rename).
