@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -60,10 +59,11 @@ def read_checkpoint(path: str | Path, map_location="cpu", trust: bool = False) -
         try:
             ckpt = torch.load(path, map_location=map_location, weights_only=True)
         except Exception as err:
-            needs = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(err))
-            if needs is None:          # not a pickled object: a damaged or foreign file (below)
+            from facezoo.nets.weights import pickled_global     # (facezoo.nets imports the feature networks)
+
+            what = pickled_global(err)
+            if what is None:           # not a pickled object: a damaged or foreign file (below)
                 raise
-            what = needs.group(1)
             if not trust:
                 raise UntrustedCheckpointError(
                     f"{path}: holds a pickled {what}, which facezoo does not unpickle from files (a pickle can run "

@@ -245,6 +245,13 @@ class UntrustedFileError(ValueError):
     """A weight file that needs to unpickle Python objects, read without trust. The message is one line."""
 
 
+def pickled_global(err: BaseException) -> str | None:
+    """The object a ``torch.load(weights_only=True)`` error refused to unpickle (``"argparse.Namespace"``), or
+    ``None`` when the error is something else (a damaged or foreign file)."""
+    needs = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(err))
+    return needs.group(1) if needs else None
+
+
 _TRUST_PICKLES: contextvars.ContextVar[bool] = contextvars.ContextVar("facezoo_trust_pickles", default=False)
 
 
@@ -440,10 +447,9 @@ def load_state_dict_file(
         else:
             obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
-        needs = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(err))
-        if needs is None:              # not a pickled object: a damaged or foreign file
+        what = pickled_global(err)
+        if what is None:               # not a pickled object: a damaged or foreign file
             raise
-        what = needs.group(1)
         if not (_TRUST_PICKLES.get() if allow_pickle is None else allow_pickle):
             raise UntrustedFileError(f"{path}: holds a pickled {what}, which facezoo does not unpickle from files "
                                      "(a pickle can run code); pass trust_checkpoint=true if you trust its "
