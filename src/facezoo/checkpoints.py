@@ -59,7 +59,7 @@ def read_checkpoint(path: str | Path, map_location="cpu", trust: bool = False) -
         try:
             ckpt = torch.load(path, map_location=map_location, weights_only=True)
         except Exception as err:
-            from facezoo.nets.weights import pickled_global     # (facezoo.nets imports the feature networks)
+            from facezoo.nets.weights import pickled_global  # (facezoo.nets imports the feature networks)
 
             what = pickled_global(err)
             if what is None:           # not a pickled object: a damaged or foreign file (below)
