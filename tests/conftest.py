@@ -45,6 +45,20 @@ TINY_TPGAN = [
 ]
 
 
+def one_line_error(fn, *needles: str, kind: type[Exception] | None = None) -> str:
+    """Call ``fn``, expect ``kind`` (default :class:`facezoo.utils.FacezooError`) with a one-line message containing
+    every needle; return the message."""
+    from facezoo.utils import FacezooError
+
+    with pytest.raises(kind or FacezooError) as info:
+        fn()
+    message = str(info.value)
+    assert "\n" not in message, message
+    for needle in needles:
+        assert needle in message, f"{needle!r} not in {message!r}"
+    return message
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

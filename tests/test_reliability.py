@@ -343,16 +343,14 @@ def test_official_weights_holding_pickles_are_refused_unless_trusted(tmp_path, p
     import argparse
 
     torch.save({"state_dict": {}, "opts": argparse.Namespace(a=1)}, tmp_path / "myGEN.pth")
-    code, err = call_main("facezoo.infer", ["model=gannotation", f"weights={tmp_path / 'myGEN.pth'}",
-                                            f"source={photos['source']}", f"target_landmarks={photos['target']}",
-                                            f"out={tmp_path / 'x.png'}"], monkeypatch, capsys)
+    args = ["model=gannotation", f"weights={tmp_path / 'myGEN.pth'}", f"source={photos['source']}",
+            f"target_landmarks={photos['target']}", f"out={tmp_path / 'x.png'}"]
+    code, err = call_main("facezoo.infer", args, monkeypatch, capsys)
     assert code == 2
     assert error_line(err, "facezoo.infer") == (
         f"facezoo.infer: error: {tmp_path / 'myGEN.pth'}: holds a pickled argparse.Namespace, which facezoo does not "
         "unpickle from files (a pickle can run code); pass trust_checkpoint=true if you trust its source")
-    code, err = call_main("facezoo.infer", ["model=gannotation", f"weights={tmp_path / 'myGEN.pth'}",
-                                            f"source={photos['source']}", f"target_landmarks={photos['target']}",
-                                            f"out={tmp_path / 'x.png'}", "trust_checkpoint=true"], monkeypatch, capsys)
+    code, err = call_main("facezoo.infer", [*args, "trust_checkpoint=true"], monkeypatch, capsys)
     assert code == 2 and "holds a pickled" not in err       # unpickled; then refused as an empty state dict
     assert "myGEN.pth is not a GANnotation generator with 66 points" in error_line(err, "facezoo.infer")
     assert not (tmp_path / "x.png").exists()

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import one_line_error
 from PIL import Image
 
 from facezoo.data import celebamask
@@ -33,7 +34,6 @@ from facezoo.data.celebamask import (
 )
 from facezoo.data.synthetic import SyntheticFaces
 from facezoo.face.labels import CELEBAMASK_HQ, FACE_PARSING_PYTORCH, convert_labels
-from facezoo.utils import FacezooError
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "make_synthetic.py"
@@ -88,16 +88,6 @@ def truths(exported) -> dict[int, torch.Tensor]:
     """CelebA-HQ index → the rendered ``MASK``-side mask of that face."""
     mapping = read_mapping(exported / MAPPING_FILE)
     return {i: truth(*face_of(orig), MASK)["mask"] for i, orig in mapping.items()}
-
-
-def _one_line_error(fn, *needles, kind=FacezooError):
-    with pytest.raises(kind) as err:
-        fn()
-    message = str(err.value)
-    assert "\n" not in message
-    for needle in needles:
-        assert needle in message, message
-    return message
 
 
 # --------------------------------------------------------------------------------------------------
@@ -294,22 +284,22 @@ def test_aligned_layout_pairs_the_folders_by_sorted_position(exported, truths, t
     assert set(sample) == {"image", "mask", "target_mask", "name"}               # labelref = mask of the image
     assert torch.equal(sample["mask"], truths[3]) and torch.equal(sample["target_mask"], truths[7])
     assert len(CelebAMaskHQ(root, split="val", phase="test", size=MASK)) == 4
-    _one_line_error(lambda: CelebAMaskHQ(root, split="val", size=MASK), str(root / "val_img"), "folder not found")
+    one_line_error(lambda: CelebAMaskHQ(root, split="val", size=MASK), str(root / "val_img"), "folder not found")
 
 
 def test_aligned_layout_errors_are_one_line(exported, truths, tmp_path):
     root = build_aligned(exported, truths, tmp_path / "aligned")
     (root / "train_label_inter_2" / "11.png").unlink()
-    _one_line_error(lambda: CelebAMaskHQ(root, split="train"), str(root / "train_label_inter_2"),
+    one_line_error(lambda: CelebAMaskHQ(root, split="train"), str(root / "train_label_inter_2"),
                     "11 files but train_img/ has 12")
     shutil.rmtree(root / "train_label_inter_2")
-    _one_line_error(lambda: CelebAMaskHQ(root, split="train"), "train_label_inter_2", "both or neither")
+    one_line_error(lambda: CelebAMaskHQ(root, split="train"), "train_label_inter_2", "both or neither")
     shutil.rmtree(root / "train_label_inter_1")
     (root / "train_label" / "5.png").rename(root / "train_label" / "x.png")
-    _one_line_error(lambda: CelebAMaskHQ(root, split="train"), str(root / "train_label" / "6.png"),
+    one_line_error(lambda: CelebAMaskHQ(root, split="train"), str(root / "train_label" / "6.png"),
                     "train_img/'s is 5.jpg")
     Image.fromarray(np.full((4, 4), 19, np.uint8)).save(root / "test_label" / "0.png")
-    _one_line_error(lambda: CelebAMaskHQ(root, split="test")[0], str(root / "test_label" / "0.png"),
+    one_line_error(lambda: CelebAMaskHQ(root, split="test")[0], str(root / "test_label" / "0.png"),
                     "label 19 is not a celebamask_hq id (0-18)")
 
 
@@ -333,7 +323,7 @@ def test_split_by_the_original_celeba_index(tree):
     assert by_original[182638] in CelebAMaskHQ(tree, split="test").indices
     assert len(CelebAMaskHQ(tree, split="train", length=3)) == 3 and len(CelebAMaskHQ(tree, length=64)) == 4
     (tree / MAPPING_FILE).unlink()
-    _one_line_error(lambda: CelebAMaskHQ(tree, split="train"), str(tree / MAPPING_FILE), "mapping file not found",
+    one_line_error(lambda: CelebAMaskHQ(tree, split="train"), str(tree / MAPPING_FILE), "mapping file not found",
                     "official train/val/test split")
     everything = CelebAMaskHQ(tree, split="all", size=MASK)
     assert everything.indices == list(range(FACES))
@@ -341,47 +331,47 @@ def test_split_by_the_original_celeba_index(tree):
 
 def test_bad_input_is_one_line_naming_the_file(tree, tmp_path):
     anno = tree / ANNO_DIR
-    _one_line_error(lambda: CelebAMaskHQ(tmp_path / "nowhere"), "nowhere", "root directory not found")
+    one_line_error(lambda: CelebAMaskHQ(tmp_path / "nowhere"), "nowhere", "root directory not found")
     (tmp_path / "empty").mkdir()
-    _one_line_error(lambda: CelebAMaskHQ(tmp_path / "empty"), "not a CelebAMask-HQ folder", ANNO_DIR)
+    one_line_error(lambda: CelebAMaskHQ(tmp_path / "empty"), "not a CelebAMask-HQ folder", ANNO_DIR)
     for kwargs, needle in (({"layout": "zip"}, "layout must be one of"), ({"size": 0}, "size must be"),
                            ({"label_order": "mt"}, "applies to the merged and aligned"),
                            ({"label_order": "ade20k"}, "label_order must be one of"),
                            ({"split": "dev"}, "split must be one of")):
-        _one_line_error(lambda kw=kwargs: CelebAMaskHQ(tree, **kw), needle, kind=ValueError)
-    _one_line_error(lambda: CelebAMaskHQ(tree, cache_dir=tree / MAPPING_FILE / "cache"), "cache_dir=",
+        one_line_error(lambda kw=kwargs: CelebAMaskHQ(tree, **kw), needle, kind=ValueError)
+    one_line_error(lambda: CelebAMaskHQ(tree, cache_dir=tree / MAPPING_FILE / "cache"), "cache_dir=",
                     "is a file, not a folder", "data.dataset.cache_dir=DIR")
 
     mapping = tree / MAPPING_FILE
     text = mapping.read_text()
     mapping.write_text(text + "12 abc 000000.jpg\n")
-    _one_line_error(lambda: CelebAMaskHQ(tree), f"{mapping} line 14", "expected 'idx orig_idx orig_file'")
+    one_line_error(lambda: CelebAMaskHQ(tree), f"{mapping} line 14", "expected 'idx orig_idx orig_file'")
     mapping.write_text(text)
     train = CelebAMaskHQ(tree, split="train", size=MASK)
     i, j = train.indices[0], train.indices[1]
     (tree / IMAGE_DIR / f"{j}.jpg").rename(tree / f"{j}.jpg")
-    _one_line_error(lambda: CelebAMaskHQ(tree), str(tree / IMAGE_DIR / f"{j}.jpg"), f"listed in {MAPPING_FILE}")
+    one_line_error(lambda: CelebAMaskHQ(tree), str(tree / IMAGE_DIR / f"{j}.jpg"), f"listed in {MAPPING_FILE}")
     (tree / f"{j}.jpg").rename(tree / IMAGE_DIR / f"{j}.jpg")
     (anno / "0").rename(anno / "7")
-    _one_line_error(lambda: CelebAMaskHQ(tree), str(anno / "0"), "part-mask folder of images 0-1999 not found")
+    one_line_error(lambda: CelebAMaskHQ(tree), str(anno / "0"), "part-mask folder of images 0-1999 not found")
     (anno / "7").rename(anno / "0")
 
     skin = part_path(anno, i, "skin")
     Image.fromarray(np.zeros((MASK // 2, MASK // 2), np.uint8)).save(part_path(anno, i, "hair"))
-    _one_line_error(lambda: train[0], str(part_path(anno, i, "hair")), f"is {MASK // 2}x{MASK // 2}",
+    one_line_error(lambda: train[0], str(part_path(anno, i, "hair")), f"is {MASK // 2}x{MASK // 2}",
                     f"{skin.name} is {MASK}x{MASK}")
     part_path(anno, i, "hair").write_bytes(b"\x89PNG garbage")
-    _one_line_error(lambda: train[0], str(part_path(anno, i, "hair")), "unreadable or truncated part mask")
+    one_line_error(lambda: train[0], str(part_path(anno, i, "hair")), "unreadable or truncated part mask")
     for part in PART_ORDER:
         if part_path(anno, i, part).is_file():
             Image.fromarray(np.zeros((MASK, MASK // 2), np.uint8)).save(part_path(anno, i, part))
-    _one_line_error(lambda: train[0], str(tree / IMAGE_DIR / f"{i}.jpg"), "another aspect ratio")
+    one_line_error(lambda: train[0], str(tree / IMAGE_DIR / f"{i}.jpg"), "another aspect ratio")
     (tree / IMAGE_DIR / f"{j}.jpg").write_bytes(b"\xff\xd8 truncated")
-    _one_line_error(lambda: train[1], str(tree / IMAGE_DIR / f"{j}.jpg"), "unreadable or truncated image")
+    one_line_error(lambda: train[1], str(tree / IMAGE_DIR / f"{j}.jpg"), "unreadable or truncated image")
     assert not (tree / CACHE_DIR / f"{i}.png").exists()                          # nothing cached from bad input
 
     (tree / "labels").mkdir()
-    _one_line_error(lambda: CelebAMaskHQ(tree, mask_dir="labels"), str(tree / "labels" / f"{i}.png"),
+    one_line_error(lambda: CelebAMaskHQ(tree, mask_dir="labels"), str(tree / "labels" / f"{i}.png"),
                     f"label map of {i}.jpg not found", "(and 3 more)")
 
 

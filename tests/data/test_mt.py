@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import one_line_error
 from PIL import Image
 
 from facezoo.data.mt import MT, format_mt_landmarks, read_mt_landmarks, read_mt_seg
@@ -43,16 +44,6 @@ def exported(tmp_path_factory) -> Path:
 def tree(exported, tmp_path) -> Path:
     """A private copy of the exported tree that a test may damage."""
     return Path(shutil.copytree(exported, tmp_path / "MT"))
-
-
-def _one_line_error(fn, *needles):
-    with pytest.raises(FacezooError) as err:
-        fn()
-    message = str(err.value)
-    assert "\n" not in message
-    for needle in needles:
-        assert needle in message, message
-    return message
 
 
 def test_exported_layout_and_lists(exported):
@@ -152,12 +143,12 @@ def test_landmark_file_round_trip(tmp_path):
 
 
 def test_missing_root_list_and_files(tree, tmp_path):
-    _one_line_error(lambda: MT(tmp_path / "nowhere"), "nowhere", "MT root directory not found")
+    one_line_error(lambda: MT(tmp_path / "nowhere"), "nowhere", "MT root directory not found")
     (tree / "makeup.txt").unlink()
-    _one_line_error(lambda: MT(tree), "makeup.txt", "list file of the makeup images not found")
-    _one_line_error(lambda: MT(tree, makeup_list="makeup_val.txt", non_makeup_list="nope.txt"), "nope.txt")
+    one_line_error(lambda: MT(tree), "makeup.txt", "list file of the makeup images not found")
+    one_line_error(lambda: MT(tree, makeup_list="makeup_val.txt", non_makeup_list="nope.txt"), "nope.txt")
     (tree / "landmarks" / "non-makeup" / "val_00002.png").unlink()
-    _one_line_error(lambda: MT(tree, makeup_list="makeup_val.txt", non_makeup_list="non-makeup_val.txt"),
+    one_line_error(lambda: MT(tree, makeup_list="makeup_val.txt", non_makeup_list="non-makeup_val.txt"),
                     str(tree / "landmarks" / "non-makeup" / "val_00002.png"), "not found")
 
 
@@ -166,25 +157,25 @@ def test_missing_root_list_and_files(tree, tmp_path):
                                                ("makeup/a/b.png", "expected")])
 def test_malformed_list_entries(tree, entry, needle):
     (tree / "makeup.txt").write_text(f"makeup/train_00000.png\n{entry}\n")
-    _one_line_error(lambda: MT(tree), str(tree / "makeup.txt"), needle)
+    one_line_error(lambda: MT(tree), str(tree / "makeup.txt"), needle)
 
 
 def test_garbled_landmarks_and_segs_name_the_file(tree):
     lm = tree / "landmarks" / "makeup" / "train_00000.png"
     seg = tree / "segs" / "non-makeup" / "train_00000.png"
     lm.write_bytes(b"\x89PNG not a pickle")
-    _one_line_error(lambda: read_mt_landmarks(lm), str(lm), "not a pickled landmark array")
+    one_line_error(lambda: read_mt_landmarks(lm), str(lm), "not a pickled landmark array")
     lm.write_bytes(pickle.dumps(np.zeros((5, 2))))
-    _one_line_error(lambda: read_mt_landmarks(lm), str(lm), "got shape (5, 2)")
+    one_line_error(lambda: read_mt_landmarks(lm), str(lm), "got shape (5, 2)")
     lm.write_bytes(pickle.dumps(np.full((68, 2), np.nan)))
-    _one_line_error(lambda: read_mt_landmarks(lm), "non-finite")
+    one_line_error(lambda: read_mt_landmarks(lm), "non-finite")
     Image.fromarray(np.full((SIZE, SIZE), 14, np.uint8)).save(seg)
-    _one_line_error(lambda: read_mt_seg(seg), str(seg), "not an MT label id")
+    one_line_error(lambda: read_mt_seg(seg), str(seg), "not an MT label id")
     seg.write_bytes(b"truncated")
-    _one_line_error(lambda: read_mt_seg(seg), str(seg), "unreadable or truncated label map")
+    one_line_error(lambda: read_mt_seg(seg), str(seg), "unreadable or truncated label map")
     ds = MT(tree, size=SIZE, length=64)  # construction only checks existence; reading names the bad file
     index = next(i for i in range(64) if ds.pair(i)[1] == "train_00000.png")
-    _one_line_error(lambda: ds[index], "train_00000.png")
+    one_line_error(lambda: ds[index], "train_00000.png")
 
 
 def test_the_hydra_config_reads_the_tree(exported):

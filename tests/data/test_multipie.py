@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import one_line_error
 from PIL import Image
 
 from facezoo.data.datamodule import FaceDataModule
@@ -24,7 +25,6 @@ from facezoo.data.multipie import (
     read_five_points,
     resize_five_points,
 )
-from facezoo.utils import FacezooError
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "make_synthetic.py"
@@ -222,27 +222,17 @@ def test_the_hydra_config_takes_data_root(hand_tree):
 
 
 # ---------------------------------------------------------------------------------------- errors
-def _one_line_error(fn, *needles: str) -> str:
-    with pytest.raises(FacezooError) as info:
-        fn()
-    msg = str(info.value)
-    assert "\n" not in msg, msg
-    for needle in needles:
-        assert needle in msg, f"{needle!r} not in {msg!r}"
-    return msg
-
-
 def test_missing_root_and_list_file(tmp_path, hand_tree):
     root, _ = hand_tree
-    _one_line_error(lambda: MultiPIE(tmp_path / "nowhere"), "nowhere", "root directory not found")
-    _one_line_error(lambda: MultiPIE(root, split="test"), "test.csv", "not found")
-    _one_line_error(lambda: MultiPIE(root, list_file="other.csv"), "other.csv", "not found")
+    one_line_error(lambda: MultiPIE(tmp_path / "nowhere"), "nowhere", "root directory not found")
+    one_line_error(lambda: MultiPIE(root, split="test"), "test.csv", "not found")
+    one_line_error(lambda: MultiPIE(root, list_file="other.csv"), "other.csv", "not found")
 
 
 def test_listed_image_that_does_not_exist(hand_tree):
     root, _ = hand_tree
     (root / "images" / "005_02_01_080_07_cropped.png").unlink()
-    _one_line_error(lambda: MultiPIE(root), "005_02_01_080_07_cropped.png", "train.csv line 5",
+    one_line_error(lambda: MultiPIE(root), "005_02_01_080_07_cropped.png", "train.csv line 5",
                     "does not exist")
 
 
@@ -252,13 +242,13 @@ def test_listed_image_that_does_not_exist(hand_tree):
 def test_malformed_list_entries(hand_tree, entry, needle):
     root, _ = hand_tree
     (root / "train.csv").write_text("005_02_01_051_07_cropped.png\n" + entry + "\n")
-    _one_line_error(lambda: MultiPIE(root), "train.csv line 2", entry, needle)
+    one_line_error(lambda: MultiPIE(root), "train.csv line 2", entry, needle)
 
 
 def test_missing_five_point_file(hand_tree):
     root, _ = hand_tree
     (root / "5pt" / "009_01_01_051_trans.5pt").unlink()
-    _one_line_error(lambda: MultiPIE(root), "009_01_01_051_trans.5pt", "not found")
+    one_line_error(lambda: MultiPIE(root), "009_01_01_051_trans.5pt", "not found")
 
 
 @pytest.mark.parametrize("text, needle", [("1 2\n3 4\n5 6\n7 8\n", "expected 5 lines"),
@@ -270,7 +260,7 @@ def test_bad_five_point_files(hand_tree, text, needle):
     (root / "5pt" / "005_02_01_080_trans.5pt").write_text(text)
     ds = MultiPIE(root, size=20)
     index = [n.stem for n, _ in ds.samples].index("005_02_01_080_07")
-    _one_line_error(lambda: ds[index], "005_02_01_080_trans.5pt", needle)
+    one_line_error(lambda: ds[index], "005_02_01_080_trans.5pt", needle)
 
 
 @pytest.mark.parametrize("damage", ["truncate", "garbage"])
@@ -281,7 +271,7 @@ def test_unreadable_images(hand_tree, damage):
     path.write_bytes(data[: len(data) // 2] if damage == "truncate" else b"not a png at all")
     ds = MultiPIE(root, size=20)
     index = [n.stem for n, _ in ds.samples].index("009_01_01_041_03")
-    _one_line_error(lambda: ds[index], "009_01_01_051_03_cropped.png", "unreadable or truncated image")
+    one_line_error(lambda: ds[index], "009_01_01_051_03_cropped.png", "unreadable or truncated image")
 
 
 # ------------------------------------------------------------------------- trees from the exporter
@@ -385,7 +375,7 @@ def test_single_split_exports_refuse_overlapping_subjects(tmp_path, make_synthet
     make_synthetic.export_multipie(out, identities=1, size=16, split="train", illuminations=1)
     test_split = partial(make_synthetic.export_multipie, out, identities=1, size=16, split="test",
                          illuminations=1)
-    _one_line_error(test_split, "train.csv", "--first-subject 2")
+    one_line_error(test_split, "train.csv", "--first-subject 2")
     lists = test_split(first_subject=2)
     assert {parse_name(n).subject for n in lists["test"]} == {"002"}
     assert MultiPIE(out, split="test", size=16).subjects == ["002"]
@@ -407,8 +397,8 @@ def test_split_counts_and_illumination_codes(make_synthetic):
     assert make_synthetic.split_counts(20, (0.7, 0.15, 0.15)) == {"train": 14, "val": 3, "test": 3}
     assert make_synthetic.split_counts(3, (0.7, 0.15, 0.15)) == {"train": 1, "val": 1, "test": 1}
     assert make_synthetic.illumination_codes(1) == [7] and make_synthetic.illumination_codes(3) == [0, 10, 19]
-    _one_line_error(lambda: make_synthetic.split_counts(2, (0.7, 0.15, 0.15)), "at least 3 identities")
-    _one_line_error(lambda: make_synthetic.split_counts(10, (0.5, 0.5, 0.5)), "summing to 1")
+    one_line_error(lambda: make_synthetic.split_counts(2, (0.7, 0.15, 0.15)), "at least 3 identities")
+    one_line_error(lambda: make_synthetic.split_counts(10, (0.5, 0.5, 0.5)), "summing to 1")
 
 
 def test_command_line_errors_are_one_line(tmp_path, make_synthetic, capsys):
