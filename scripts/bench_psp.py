@@ -183,7 +183,7 @@ def run_one(args) -> dict:
     if args.one in ("facezoo", "facezoo_fast"):
         net, params = ours.to(device), ours.trainable_parameters()
         if args.one == "facezoo_fast":
-            net.fast_encoder()
+            net.fast_path()
 
         def w_norm(latents):
             return losses.w_norm(latents, ours.latent_avg)
@@ -262,7 +262,7 @@ def table(results: list[dict]) -> list[str]:
         return r["task"], r["size"], r["batch"]
 
     official = {key(r): r for r in results if r["impl"] == "official"}
-    names = {"facezoo": "facezoo", "facezoo_fast": "facezoo fast path (`fast=true`: encoder bf16 + channels_last)",
+    names = {"facezoo": "facezoo", "facezoo_fast": "facezoo fast path (`fast=true`: bf16 weights)",
              "official": "official models/psp.py (native ops)"}
     for r in results:
         name = names[r["impl"]]
@@ -303,7 +303,7 @@ def main(argv=None) -> str | None:
                         help="skip the rest of a (task, size) once one of its medians exceeds this (0: never)")
     parser.add_argument("--append", type=Path, help="append the section to this Markdown file")
     parser.add_argument("--fast", action="store_true",
-                        help="add the inference fast path (PSP.fast_encoder: encoder bf16 + channels_last) rows")
+                        help="add the inference fast path (PSP.fast_path: bf16 weights, encoder channels_last) rows")
     parser.add_argument("--tiny", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--one", help=argparse.SUPPRESS)
     parser.add_argument("--task", default="inference", help=argparse.SUPPRESS)

@@ -42,7 +42,7 @@ def test_bench_psp_tiny_rows(tmp_path):
     assert "`python scripts/bench_psp.py " + " ".join(argv) + "`" in text     # the exact command on top
     assert "Machine: " in text and "no LPIPS / ID" in text and "torch.optim.Adam" in text
     rows = table_rows(text)
-    fast = ("inference", 32, 1, "facezoo fast path (`fast=true`: encoder bf16 + channels_last)")
+    fast = ("inference", 32, 1, "facezoo fast path (`fast=true`: bf16 weights)")
     assert set(rows) == {("inference", 32, 1, "facezoo"), ("train step", 32, 2, "facezoo"), fast}   # inference only
     for key, cells in rows.items():                     # measured, finite; no official row: no ratios, no diff
         time_s, memory = float(cells[0]), float(cells[1])
@@ -68,7 +68,7 @@ def test_bench_psp_table_ratios():
     rows = table_rows("\n".join(bench_psp.table(results)))
     assert rows[("inference", 256, 1, "facezoo")] == ["2.000", "100", "1.50", "4.00", "1.5e-05"]
     assert rows[("inference", 256, 1, "official models/psp.py (native ops)")][2:] == ["–", "–", "–"]
-    assert rows[("inference", 256, 1, "facezoo fast path (`fast=true`: encoder bf16 + channels_last)")] == [
+    assert rows[("inference", 256, 1, "facezoo fast path (`fast=true`: bf16 weights)")] == [
         "1.000", "200", "3.00", "2.00", "PSNR 40.0 dB to facezoo fp32"]
     assert rows[("train step", 256, 4, "facezoo")][2:] == ["–", "–", "–"]    # no official time to divide by
     assert rows[("train step", 256, 4, "official models/psp.py (native ops)")][-1] == "killed by SIGKILL (out of " \

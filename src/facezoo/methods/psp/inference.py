@@ -367,7 +367,7 @@ def run(cfg: DictConfig) -> np.ndarray:
     loaded = load_psp(cfg)
     psp, task = loaded.psp, loaded.task
     if cfg.get("fast"):
-        psp.fast_encoder()
+        psp.fast_path()
     latent_mask = parse_latent_mask(cfg.get("latent_mask"), psp.n_styles)
     source = read_source(cfg, task, loaded.input_size, loaded.official)
     device = psp.latent_avg.device

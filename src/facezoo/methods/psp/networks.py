@@ -452,7 +452,7 @@ class PSP(nn.Module):
         self.train_decoder = bool(train_decoder)
         self.decoder.requires_grad_(self.train_decoder)
         self.face_pool = nn.AdaptiveAvgPool2d((pool_size, pool_size))
-        self.encoder_dtype: torch.dtype | None = None        # fast_encoder(): bf16 autocast
+        self.fast_dtype: torch.dtype | None = None        # fast_path(): bf16 weights
         if latent_avg is None and self.start_from_latent_avg:
             latent_avg = estimate_latent_avg(decoder, n_mean_latent)
         self.register_buffer("latent_avg", torch.zeros(self.n_styles, self.style_dim))
@@ -489,24 +489,33 @@ class PSP(nn.Module):
             raise ValueError("latent_avg must be one w (the same for every style) with the W encoder")
         self.latent_avg.copy_(avg.expand(self.n_styles, -1))
 
-    def fast_encoder(self, enabled: bool = True) -> PSP:
-        """Inference fast path: the encoder in channels_last memory under bf16 autocast, the decoder in fp32.
+    def fast_path(self) -> PSP:
+        """Inference fast path: encoder and decoder weights in bf16, the encoder in channels_last memory.
 
-        On the 2-core AVX512-BF16 CPU of docs/benchmarks.md the IR-SE50 encoder at 256 px runs about 2x faster
-        this way (bf16 1.7x, channels_last 1.1x), while the StyleGAN2 decoder gains nothing from bf16 at batch 1
-        (its modulated convolutions run on small per-sample weights), so it stays in fp32; outputs differ from the
-        fp32 path by 63 dB PSNR on the trained CPU preset. The codes leave :meth:`encode` in fp32. For inference,
-        not training.
-
-        Args:
-            enabled: ``False`` restores the fp32, contiguous encoder.
+        On the 2-core AVX512-BF16 CPU of docs/benchmarks.md, at 256 px batch 1, the IR-SE50 encoder runs 2.2x and
+        the StyleGAN2 decoder 1.8x faster this way. bf16 *weights*, not autocast: under autocast every convolution
+        re-casts its weights and the decoder's noise / bias / activation passes convert between fp32 and bf16, which
+        ate the decoder's whole gain. Latents and images leave :meth:`encode`, :meth:`decode` and :meth:`forward`
+        in fp32; ``latent_avg`` stays fp32. The images differ from the fp32 ones by about 40 dB PSNR
+        (docs/benchmarks.md). For inference, not training; irreversible (load the model again for fp32).
 
         Returns:
-            ``self``.
+            ``self``, in eval mode.
         """
-        self.encoder_dtype = torch.bfloat16 if enabled else None
-        self.encoder.to(memory_format=torch.channels_last if enabled else torch.contiguous_format)
-        return self
+        self.fast_dtype = torch.bfloat16
+        self.encoder.to(self.fast_dtype, memory_format=torch.channels_last)
+        self.decoder.to(self.fast_dtype)
+        return self.eval()
+
+    def _decode(self, codes: Tensor, noise: Sequence[Tensor | None] | None = None,
+                **kwargs) -> tuple[Tensor, Tensor | None]:
+        """``self.decoder([codes], **kwargs)`` in the decoder's precision, fp32 out."""
+        if self.fast_dtype is None:
+            return self.decoder([codes], noise=noise, **kwargs)
+        if noise is not None:
+            noise = [n if n is None else n.to(self.fast_dtype) for n in noise]
+        images, latents = self.decoder([codes.to(self.fast_dtype)], noise=noise, **kwargs)
+        return images.float(), None if latents is None else latents.float()
 
     def trainable_parameters(self) -> list[nn.Parameter]:
         """What the official coach optimises: the encoder, plus the decoder with ``train_decoder``."""
@@ -522,11 +531,10 @@ class PSP(nn.Module):
         Returns:
             :math:`(B, n\\_styles, D)`.
         """
-        if self.encoder_dtype is None:
+        if self.fast_dtype is None:
             codes = self.encoder(x)
         else:
-            with torch.autocast(x.device.type, dtype=self.encoder_dtype):
-                codes = self.encoder(x.contiguous(memory_format=torch.channels_last)).float()
+            codes = self.encoder(x.to(self.fast_dtype, memory_format=torch.channels_last)).float()
         if self.learn_in_w:
             if self.start_from_latent_avg:
                 codes = codes + self.latent_avg[0]
@@ -548,7 +556,7 @@ class PSP(nn.Module):
         Returns:
             :math:`(B, 3, S, S)`.
         """
-        images, _ = self.decoder([w], input_is_latent=True, randomize_noise=randomize_noise, noise=noise)
+        images, _ = self._decode(w, input_is_latent=True, randomize_noise=randomize_noise, noise=noise)
         return self.face_pool(images) if resize else images
 
     @torch.no_grad()
@@ -563,7 +571,8 @@ class PSP(nn.Module):
             :math:`(n, n\\_styles, D)` (each row one w repeated).
         """
         z = torch.randn(n, self.style_dim, generator=generator).to(self.latent_avg.device)
-        return self.decoder.style(z).unsqueeze(1).repeat(1, self.n_styles, 1)
+        w = self.decoder.style(z if self.fast_dtype is None else z.to(self.fast_dtype)).float()
+        return w.unsqueeze(1).repeat(1, self.n_styles, 1)
 
     def _check_mask(self, latent_mask: Sequence[int]) -> list[int]:
         mask = [int(i) for i in latent_mask]
@@ -622,7 +631,7 @@ class PSP(nn.Module):
         codes = x if input_code else self.encode(x)
         if latent_mask is not None:
             codes = self.mix(codes, latent_mask, inject_latent, alpha)
-        images, latents = self.decoder([codes], input_is_latent=not input_code, randomize_noise=randomize_noise,
+        images, latents = self._decode(codes, input_is_latent=not input_code, randomize_noise=randomize_noise,
                                        return_latents=return_latents)
         if resize:
             images = self.face_pool(images)
