@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -27,6 +26,7 @@ import torch
 
 from facezoo.data.synthetic import SyntheticFaces
 from facezoo.nets.identity import SyntheticIdentityNet, cosface_loss, roc_auc, verification_scores
+from facezoo.nets.training import add_common_arguments, check_common_arguments, descend, run_steps
 from facezoo.ops import random_blur
 
 
@@ -57,19 +57,16 @@ def train(out: Path, steps: int = 1500, batch_size: int = 64, size: int = 64, wi
     optimizer = torch.optim.Adam([*net.parameters(), classes], lr=lr)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps, pct_start=0.1)
     generator = torch.Generator().manual_seed(seed)
-    start = time.time()
     net.train()
-    for step, batch in enumerate(loader, start=1):
-        loss = cosface_loss(net(random_blur(batch["image"], generator, blur)), classes, batch["identity"])
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        schedule.step()
-        if step % log_every == 0 or step == steps:
-            print(f"step {step}/{steps}  cosface {loss.item():.4f}  ({time.time() - start:.0f} s)", flush=True)
+
+    def step(batch):
+        embeddings = net(random_blur(batch["image"], generator, blur))
+        return {"cosface": descend(optimizer, cosface_loss(embeddings, classes, batch["identity"]))}
+
+    seconds = run_steps(loader, step, steps, schedule, log_every)
     meta = {"steps": steps, "batch_size": batch_size, "lr": lr, "seed": seed, "train_identities": identities,
             "data": f"SyntheticFaces(size={size}, yaw_range=(-40, 40))", "blur": blur,
-            "train_seconds": round(time.time() - start, 1),
+            "train_seconds": round(seconds, 1),
             **held_out_verification(net, size, test_identities, test_views, seed)}
     net.save_checkpoint(out, **meta)
     return meta
@@ -78,25 +75,17 @@ def train(out: Path, steps: int = 1500, batch_size: int = 64, size: int = 64, wi
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", required=True, type=Path, help="checkpoint file to write")
-    parser.add_argument("--steps", type=int, default=1500, help="optimizer steps (default 1500)")
-    parser.add_argument("--batch-size", type=int, default=64, help="faces per step (default 64)")
-    parser.add_argument("--size", type=int, default=64, help="image side (default 64)")
-    parser.add_argument("--width", type=int, default=16, help="channels of the stem (default 16)")
+    add_common_arguments(parser, steps=1500, batch_size=64, lr=2e-3, width=16)
     parser.add_argument("--dim", type=int, default=128, help="embedding size (default 128)")
-    parser.add_argument("--lr", type=float, default=2e-3, help="Adam peak learning rate, one-cycle (default 2e-3)")
-    parser.add_argument("--seed", type=int, default=0, help="data and initialisation seed (default 0)")
     parser.add_argument("--identities", type=int, default=1000, help="training identities (default 1000)")
     parser.add_argument("--test-identities", type=int, default=100, help="held-out identities (default 100)")
     parser.add_argument("--test-views", type=int, default=8, help="faces per held-out identity (default 8)")
-    parser.add_argument("--num-workers", type=int, default=1, help="data loader workers (default 1)")
-    parser.add_argument("--blur", type=float, default=0.5, help="probability of blurring a face (default 0.5)")
     args = parser.parse_args(argv)
-    if args.steps < 1 or args.batch_size < 1 or args.identities < 2 or args.test_views < 2:
-        print("train_identity_net: error: --steps and --batch-size must be positive, --identities and "
-              "--test-views at least 2", file=sys.stderr)
+    check_common_arguments(parser, args)
+    if args.identities < 2 or args.test_views < 2:
+        print("train_identity_net: error: --identities and --test-views must be at least 2", file=sys.stderr)
         return 2
-    meta = train(args.out, args.steps, args.batch_size, args.size, args.width, args.dim, args.lr, args.seed,
+    meta = train(Path(args.out), args.steps, args.batch_size, args.size, args.width, args.dim, args.lr, args.seed,
                  args.identities, args.test_identities, args.test_views, args.num_workers, args.blur)
     print(json.dumps(meta))
     print(f"wrote {args.out}; held-out verification AUC {meta['test_auc']:.4f} (same-identity similarity "

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -27,6 +26,7 @@ import torch
 
 from facezoo.data.synthetic import SyntheticReposing
 from facezoo.nets.landmarks import HeatmapLandmarkNet, dataset_nme, stack_faces, training_step
+from facezoo.nets.training import add_common_arguments, check_common_arguments, run_steps
 from facezoo.ops import random_blur
 
 
@@ -41,19 +41,18 @@ def train(out: Path, steps: int = 1500, batch_size: int = 16, size: int = 64, wi
     optimizer = torch.optim.Adam(net.parameters(), lr=lr)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
     generator = torch.Generator().manual_seed(seed)
-    start = time.time()
-    for step, batch in enumerate(loader, start=1):
+
+    def step(batch):
         images, points = stack_faces(batch)
         terms = training_step(net, optimizer, random_blur(images, generator, blur), points)
-        schedule.step()
-        if step % log_every == 0 or step == steps:
-            print(f"step {step}/{steps}  heatmap {terms['heatmap']:.4f}  coordinate {terms['coordinate']:.3f} px  "
-                  f"({time.time() - start:.0f} s)", flush=True)
+        return {"heatmap": terms["heatmap"], "coordinate_px": terms["coordinate"]}
+
+    seconds = run_steps(loader, step, steps, schedule, log_every)
     test = SyntheticReposing("test", size=size, length=eval_samples, num_identities=50, seed=seed)
     nme = dataset_nme(net, test, eval_samples)
     meta = {"steps": steps, "batch_size": batch_size, "lr": lr, "seed": seed, "train_identities": identities,
             "data": f"SyntheticReposing(size={size})", "test_nme": round(nme, 5),
-            "test_faces": 3 * min(eval_samples, len(test)), "train_seconds": round(time.time() - start, 1)}
+            "test_faces": 3 * min(eval_samples, len(test)), "train_seconds": round(seconds, 1)}
     net.save_checkpoint(out, **meta)
     return meta
 
@@ -61,23 +60,14 @@ def train(out: Path, steps: int = 1500, batch_size: int = 16, size: int = 64, wi
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", required=True, type=Path, help="checkpoint file to write")
-    parser.add_argument("--steps", type=int, default=1500, help="optimizer steps (default 1500)")
-    parser.add_argument("--batch-size", type=int, default=16, help="samples per step, 3 faces each (default 16)")
-    parser.add_argument("--size", type=int, default=64, help="image side (default 64)")
-    parser.add_argument("--width", type=int, default=16, help="channels of the first U-Net stage (default 16)")
-    parser.add_argument("--lr", type=float, default=2e-3, help="Adam learning rate, cosine decay (default 2e-3)")
-    parser.add_argument("--seed", type=int, default=0, help="data and initialisation seed (default 0)")
+    add_common_arguments(parser, steps=1500, batch_size=16, lr=2e-3, width=16,
+                         batch_help="samples per step, 3 faces each")
     parser.add_argument("--identities", type=int, default=200, help="training identities (default 200)")
     parser.add_argument("--eval-samples", type=int, default=128, help="held-out test samples (default 128)")
-    parser.add_argument("--num-workers", type=int, default=1, help="data loader workers (default 1)")
-    parser.add_argument("--blur", type=float, default=0.5, help="probability of blurring a face (default 0.5)")
     args = parser.parse_args(argv)
-    if args.steps < 1 or args.batch_size < 1:
-        print("train_landmark_net: error: --steps and --batch-size must be positive", file=sys.stderr)
-        return 2
-    meta = train(args.out, args.steps, args.batch_size, args.size, args.width, args.lr, args.seed, args.identities,
-                 args.eval_samples, args.num_workers, args.blur)
+    check_common_arguments(parser, args)
+    meta = train(Path(args.out), args.steps, args.batch_size, args.size, args.width, args.lr, args.seed,
+                 args.identities, args.eval_samples, args.num_workers, args.blur)
     print(json.dumps(meta))
     print(f"wrote {args.out}; held-out NME {meta['test_nme']:.4f} on {meta['test_faces']} test faces")
     return 0

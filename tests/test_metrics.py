@@ -351,3 +351,24 @@ def test_mask_metrics_in_the_registry_read_labels_with_the_parser():
     assert values["mask_accuracy"].item() == pytest.approx(0.75)
     assert values["mask_miou"].item() == pytest.approx((0.5 + 8 / 12) / 2)     # hair 4/8, background 8/12
     assert METRICS["mask_accuracy"].higher_is_better and not METRICS["mask_miou"].needs_target
+
+
+def test_edit_metrics_count_only_the_pixels_the_edit_changed():
+    from facezoo.face.labels import colorize_labels, labels_from_colors
+
+    source = torch.zeros(2, 4, 4, dtype=torch.long)
+    target = source.clone()
+    target[0, 0, :2] = 13                                      # image 0: two pixels edited to hair; image 1: none
+    drawn = target.clone()
+    drawn[0, 0, 1] = 0                                         # one of the two drawn, and a wrong pixel elsewhere
+    drawn[1, 3, 3] = 13
+    fake, real = colorize_labels(drawn), colorize_labels(target)
+    values = compute_metrics(["mask_accuracy_edited", "l1_edited", "mask_accuracy"], fake, real,
+                             mask_parser=labels_from_colors, target_mask=target, source_mask=source)
+    assert values["mask_accuracy_edited"].item() == pytest.approx(0.5)        # the wrong pixel outside: not counted
+    assert values["mask_accuracy"].item() == pytest.approx(30 / 32)
+    assert values["l1_edited"].item() == pytest.approx((fake - real).abs()[0, :, 0, :2].mean().item())
+    unedited = compute_metrics(["mask_accuracy_edited", "l1_edited"], fake, real, mask_parser=labels_from_colors,
+                               target_mask=source, source_mask=source)
+    assert unedited["mask_accuracy_edited"] == 1 and unedited["l1_edited"] == 0
+    assert METRICS["mask_accuracy_edited"].higher_is_better and not METRICS["l1_edited"].higher_is_better

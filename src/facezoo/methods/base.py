@@ -454,6 +454,21 @@ class GANModule(L.LightningModule):
         """Networks the metrics need (``landmark_net``…), from :mod:`facezoo.metrics`' keywords; none by default."""
         return {}
 
+    def packaged_evaluation_net(self, key: str, cls, measures: str) -> nn.Module | None:
+        """One of facezoo's synthetic-face evaluation networks (a :class:`facezoo.nets.weights.PackagedNet` class),
+        loaded once from its default weights and kept outside the module's state (not in checkpoints), on the
+        module's device; ``None`` with one warning ("<measures> skipped: <why>") when its weights are absent."""
+        from facezoo.nets.weights import WeightsNotFoundError
+
+        cache = self.__dict__.setdefault("_evaluation_nets", {})
+        if key not in cache:
+            try:
+                cache[key] = cls.from_pretrained()
+            except WeightsNotFoundError as err:
+                log.warning("%s skipped: %s", measures, err)
+                cache[key] = None
+        return None if cache[key] is None else cache[key].to(self.device)
+
     def evaluation_inputs(self, batch: Mapping) -> dict[str, torch.Tensor]:
         """Per-batch inputs the metrics need besides the images (e.g. ``target_landmarks``, ``regions``)."""
         return {}

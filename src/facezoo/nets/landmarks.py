@@ -34,7 +34,7 @@ from facezoo.face.heatmaps import landmark_heatmaps, landmarks_from_heatmaps
 from facezoo.losses import heatmap_loss
 from facezoo.nets.weights import PackagedNet
 
-__all__ = ["to_heatmap_pixels", "to_image_pixels", "ConvBlock", "HeatmapLandmarkNet", "landmark_net_loss",
+__all__ = ["to_heatmap_pixels", "to_image_pixels", "ConvBlock", "SmallUNet", "HeatmapLandmarkNet", "landmark_net_loss",
            "training_step", "dataset_nme", "stack_faces"]
 
 
@@ -61,7 +61,43 @@ class ConvBlock(nn.Sequential):
         )
 
 
-class HeatmapLandmarkNet(PackagedNet, nn.Module):
+class SmallUNet(nn.Module):
+    """A stride-2 stem, then a U-Net (``depth`` stride-2 stages down, skip connections up) to ``out_channels``
+    maps at half the input resolution: the body of facezoo's synthetic-face landmark network and face parser.
+
+    Args:
+        out_channels: maps predicted (1x1 ``head``).
+        width: channels of the stem (doubled at each stage).
+        depth: down/up-sampling stages after the stem.
+
+    Shape:
+        - :meth:`unet`: ``(B, 3, H, W)`` → maps ``(B, out_channels, H/2, W/2)`` and the bottleneck
+          ``(B, width·2^depth, H/2^(depth+1), W/2^(depth+1))``.
+    """
+
+    def __init__(self, out_channels: int, width: int, depth: int):
+        super().__init__()
+        chans = [width * 2**i for i in range(depth + 1)]
+        self.stem = nn.Sequential(nn.Conv2d(3, chans[0], 3, stride=2, padding=1, bias=False),
+                                  nn.BatchNorm2d(chans[0]), nn.ReLU(inplace=True), ConvBlock(chans[0], chans[0]))
+        self.down = nn.ModuleList(ConvBlock(chans[i], chans[i + 1]) for i in range(depth))
+        self.up = nn.ModuleList(ConvBlock(chans[i + 1] + chans[i], chans[i]) for i in reversed(range(depth)))
+        self.head = nn.Conv2d(chans[0], out_channels, 1)
+
+    def unet(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(maps, bottleneck feature map) of ``(B, 3, H, W)`` images (H, W divisible by ``2**(depth + 1)``)."""
+        x = self.stem(images)
+        skips = [x]
+        for block in self.down:
+            x = block(F.max_pool2d(x, 2))
+            skips.append(x)
+        bottleneck = x
+        for block, skip in zip(self.up, reversed(skips[:-1])):
+            x = block(torch.cat([F.interpolate(x, scale_factor=2.0, mode="nearest"), skip], 1))
+        return self.head(x), bottleneck
+
+
+class HeatmapLandmarkNet(PackagedNet, SmallUNet):
     """U-Net heatmap regressor with a soft-argmax read-out.
 
     Args:
@@ -86,38 +122,20 @@ class HeatmapLandmarkNet(PackagedNet, nn.Module):
 
     def __init__(self, num_points: int = 68, size: int = 64, width: int = 16, depth: int = 2,
                  sigma: float = 1.0, temperature: float = 0.05):
-        super().__init__()
         if num_points < 1 or width < 1 or depth < 1:
             raise ValueError(f"num_points, width and depth must be positive, got {num_points}, {width}, {depth}")
         if size % (self.stride * 2**depth):
             raise ValueError(f"size {size} must be divisible by 2**(depth + 1) = {self.stride * 2**depth}")
+        super().__init__(num_points, width, depth)
         self.config = {"num_points": int(num_points), "size": int(size), "width": int(width), "depth": int(depth),
                        "sigma": float(sigma), "temperature": float(temperature)}
         self.num_points, self.size, self.sigma, self.temperature = num_points, size, sigma, temperature
-        chans = [width * 2**i for i in range(depth + 1)]
-        self.stem = nn.Sequential(nn.Conv2d(3, chans[0], 3, stride=2, padding=1, bias=False),
-                                  nn.BatchNorm2d(chans[0]), nn.ReLU(inplace=True), ConvBlock(chans[0], chans[0]))
-        self.down = nn.ModuleList(ConvBlock(chans[i], chans[i + 1]) for i in range(depth))
-        self.up = nn.ModuleList(ConvBlock(chans[i + 1] + chans[i], chans[i]) for i in reversed(range(depth)))
-        self.head = nn.Conv2d(chans[0], num_points, 1)
 
     def heatmaps(self, images: torch.Tensor) -> torch.Tensor:
         """Heatmaps of ``(B, 3, size, size)`` images in [-1, 1]: ``(B, num_points, size/2, size/2)``."""
         if images.ndim != 4 or images.shape[1] != 3 or tuple(images.shape[-2:]) != (self.size, self.size):
             raise ValueError(f"expected (B, 3, {self.size}, {self.size}) images, got {tuple(images.shape)}")
-        return self._unet(images)[0]
-
-    def _unet(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(heatmaps, bottleneck feature map) of ``(B, 3, size, size)`` images."""
-        x = self.stem(images)
-        skips = [x]
-        for block in self.down:
-            x = block(F.max_pool2d(x, 2))
-            skips.append(x)
-        bottleneck = x
-        for block, skip in zip(self.up, reversed(skips[:-1])):
-            x = block(torch.cat([F.interpolate(x, scale_factor=2.0, mode="nearest"), skip], 1))
-        return self.head(x), bottleneck
+        return self.unet(images)[0]
 
     def features(self, images: torch.Tensor) -> torch.Tensor:
         """A face descriptor for distribution distances (the ``fld`` metric): ``(B, C + 2·num_points)``.
@@ -125,7 +143,7 @@ class HeatmapLandmarkNet(PackagedNet, nn.Module):
         The bottleneck feature map, averaged over space (appearance), and the landmarks in units of the
         network's side centred on the image centre (geometry). Images of any size, in [-1, 1].
         """
-        maps, bottleneck = self._unet(self.resize_input(images))
+        maps, bottleneck = self.unet(self.resize_input(images))
         points = self.landmarks_from(maps) / self.size - 0.5
         return torch.cat([bottleneck.mean((-2, -1)), points.flatten(1)], 1)
 

@@ -190,6 +190,17 @@ WEIGHTS: dict[str, WeightSpec] = {
             packaged=True,
         ),
         WeightSpec(
+            "synthetic_parser",
+            "facezoo_synthetic_parser_64.pt",
+            None,
+            None,
+            "facezoo's face parser (facezoo.nets.parser) trained on the synthetic renderer; "
+            "{'state_dict', 'config', 'meta'}",
+            "output of `python scripts/train_face_parser.py --out <facezoo cache>/facezoo_synthetic_parser_64.pt` "
+            "(the package ships one: facezoo/nets/data/)",
+            packaged=True,
+        ),
+        WeightSpec(
             "face_parsing_bisenet",
             "79999_iter.pth",
             None,
@@ -494,7 +505,7 @@ class Freezable:
 
 
 class PackagedNet(Freezable):
-    """Mixin for facezoo's own evaluation networks trained on the synthetic renderer (landmarks, identity).
+    """Mixin for facezoo's own evaluation networks trained on the synthetic renderer (landmarks, identity, parsing).
 
     Their weights are a file ``{"state_dict", "config", "meta"}`` (``config``: the constructor's arguments, kept
     in ``self.config``; ``meta``: facts about the training such as held-out scores), found by

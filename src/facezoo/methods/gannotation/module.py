@@ -23,7 +23,6 @@ validation metric ``val/triple_consistency`` is always logged.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Mapping
 
 import torch
@@ -37,8 +36,6 @@ from facezoo.methods.gannotation.networks import (
     heatmaps_to_image,
     landmark_heatmaps_official,
 )
-
-log = logging.getLogger(__name__)
 
 __all__ = ["GANnotation", "triple_consistency"]
 
@@ -211,18 +208,10 @@ class GANnotation(GANModule):
         """``landmark_net``: the synthetic-face landmark network (:class:`facezoo.nets.landmarks.HeatmapLandmarkNet`,
         weights ``"synthetic_landmarks"`` from the facezoo cache) for ``nme``, or nothing (one warning) without
         its weights. Loaded once and kept outside the module's state (not in checkpoints)."""
-        cache = self.__dict__.setdefault("_evaluation_nets", {})
-        if "landmark_net" not in cache:
-            from facezoo.nets.landmarks import HeatmapLandmarkNet
-            from facezoo.nets.weights import WeightsNotFoundError
+        from facezoo.nets.landmarks import HeatmapLandmarkNet
 
-            try:
-                cache["landmark_net"] = HeatmapLandmarkNet.from_pretrained()
-            except WeightsNotFoundError as err:
-                log.warning("landmark NME skipped: %s", err)
-                cache["landmark_net"] = None
-        net = cache["landmark_net"]
-        return {} if net is None else {"landmark_net": net.to(self.device)}
+        net = self.packaged_evaluation_net("landmark_net", HeatmapLandmarkNet, "landmark NME")
+        return {} if net is None else {"landmark_net": net}
 
     def evaluation_inputs(self, batch: Mapping) -> dict:
         """The target points B's landmarks: ``nme`` measures the landmark network's points on the output

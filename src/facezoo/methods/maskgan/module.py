@@ -388,7 +388,7 @@ class MaskGAN(GANModule):
     """
 
     G_TERMS = ("adversarial", "feature_matching", "perceptual", "l1")
-    metrics = ("l1", "mse", "psnr", "ssim", "lpips")
+    metrics = ("l1", "mse", "psnr", "ssim", "lpips", "l1_edited", "mask_accuracy", "mask_miou", "mask_accuracy_edited")
 
     def __init__(self, *, image_size: int, width: float, ngf: int, n_downsample: int, n_blocks: int,
                  style_downsample: int, label_ngf: int, style_ngf: int, blend_ngf: int, blend_downsample: int,
@@ -501,6 +501,19 @@ class MaskGAN(GANModule):
         return terms
 
     # ------------------------------------------------------------------------------- evaluation
+    def evaluation_nets(self) -> dict:
+        """``mask_parser``: facezoo's synthetic-face parser (:class:`facezoo.nets.parser.SyntheticFaceParser`,
+        weights ``"synthetic_parser"``), which re-parses the outputs for the paper's segmentation accuracy."""
+        from facezoo.nets.parser import SyntheticFaceParser
+
+        net = self.packaged_evaluation_net("mask_parser", SyntheticFaceParser, "segmentation accuracy")
+        return {} if net is None else {"mask_parser": net}
+
+    def evaluation_inputs(self, batch: Mapping) -> dict:
+        """``target_mask`` (the edited mask, or the mask itself on plain faces) and ``source_mask``: the parsed
+        output is compared with the first, and the pixels where they differ are the edit."""
+        return {"target_mask": batch.get("target_mask", batch["mask"]), "source_mask": batch["mask"]}
+
     @torch.no_grad()
     def predict_batch(self, batch: Mapping) -> Tensor:
         """The edited mask ``batch["target_mask"]`` rendered with the style of the source (``image``, ``mask``).
