@@ -59,6 +59,7 @@ import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -241,6 +242,64 @@ def gannotation_official(checkout: Path, model, batch: Mapping) -> tuple[Callabl
                                         "before timing (facezoo's predict_batch encodes them inside)")
 
 
+def maskgan_official(checkout: Path, model, batch: Mapping) -> tuple[Callable, str]:
+    """``MaskGAN_demo/models/networks.py: GlobalGenerator`` of a switchablenorms/CelebAMask-HQ checkout (the
+    dense mapping network) with the module's generator weights.
+
+    Built as the demo's ``define_G`` builds it (instance norm without affine) with the module's channels,
+    downsamplings and residual blocks, loaded strictly through ``to_official_state_dict``, and fed what the demo's
+    ``Pix2PixHDModel.inference`` feeds it: the edited and the source masks one-hot (``scatter_``, computed before
+    timing; facezoo's ``predict_batch`` one-hots inside) and the source image.
+    """
+    import functools
+
+    import torch
+    from torch import nn
+
+    from facezoo.methods.maskgan.official import to_official_state_dict
+
+    demo = checkout / "MaskGAN_demo" if (checkout / "MaskGAN_demo").is_dir() else checkout
+    module = _import_file("maskgan_demo_networks", demo / "models" / "networks.py")
+    g = model.generator
+    ngf = next(m for m in g.backbone.stem.modules() if isinstance(m, nn.Conv2d)).out_channels
+    norm = functools.partial(nn.InstanceNorm2d, affine=False)
+    official = module.GlobalGenerator(g.num_labels, 3, ngf, g.n_downsample, len(g.backbone.blocks), norm)
+    try:
+        official.load_state_dict(to_official_state_dict(g), strict=True)
+    except RuntimeError as err:     # the demo's label / style encoders have fixed widths and depth
+        raise OfficialError(f"the demo's GlobalGenerator cannot take this configuration's weights "
+                            f"({' '.join(str(err).split())[:160]})") from None
+    official = official.to(batch["image"].device).eval()
+
+    def one_hot(labels):
+        b, h, w = labels.shape
+        return torch.zeros(b, g.num_labels, h, w, device=labels.device).scatter_(1, labels[:, None], 1.0)
+
+    edited, source = one_hot(batch.get("target_mask", batch["mask"])), one_hot(batch["mask"])
+    return (lambda: official(edited, source, batch["image"])), ("imported unmodified; fed one-hot masks computed "
+                                                                "before timing (facezoo's predict_batch one-hots "
+                                                                "inside)")
+
+
+def maskgan_stage1_stand_in(cfg, folder: Path) -> list[str]:
+    """Stage 2 loads the stage-1 MaskVAE from a file (``model.frozen.mask_vae.build.path``). When that file is
+    absent, a randomly initialised MaskVAE of the configured architecture (seed 0), saved in the demo's format in
+    ``folder``, stands in for it: the benchmark times the networks, not what they learnt."""
+    import torch
+
+    from facezoo.methods.maskgan.networks import MaskVAE
+    from facezoo.methods.maskgan.official import to_official_state_dict
+
+    build = cfg.model.frozen.mask_vae.build
+    if Path(build.path).is_file():
+        return []
+    torch.manual_seed(0)
+    vae = MaskVAE(ngf=build.ngf, ndf=build.ndf, latent_dim=build.latent_dim, resolution=cfg.data.size)
+    path = folder / "mask_vae_stand_in.pth"
+    torch.save(to_official_state_dict(vae), path)
+    return [f"model.frozen.mask_vae.build.path={path}"]
+
+
 # ----------------------------------------------------------------------------------------------- registry
 def predict(model, batch: Mapping):
     """The default inference call: ``model.predict_batch(batch)``."""
@@ -286,8 +345,9 @@ class BenchSpec:
         no_official: the note's reason when ``official`` is None.
         variants: alternative implementations, ``{label: fn(model) -> None}`` changing the built module in
             place, measured beside the inference rows with ``--variants``.
-        overrides: Hydra overrides the benchmark puts before the command line's (e.g. a stand-in for a file that
-            an earlier training stage makes).
+        overrides: Hydra overrides the benchmark puts before the command line's.
+        stand_ins: ``(composed cfg, temporary folder) -> overrides``: files an earlier training stage makes, written
+            into the folder when absent (random weights), and the overrides that point the config at them.
 
     The inputs are the first samples of the config's training split, and the training step is every phase of
     the module on one batch, for every method.
@@ -300,6 +360,7 @@ class BenchSpec:
     no_official: str = ""
     variants: Mapping[str, Callable[[object], None]] = field(default_factory=dict)
     overrides: Sequence[str] = ()
+    stand_ins: Callable[[object, Path], list[str]] | None = None
 
 
 #: method (``facezoo.methods.<method>``) → what its benchmark needs beyond the default (:func:`spec_of`): an
@@ -314,6 +375,11 @@ BENCHES: dict[str, BenchSpec] = {
     "gannotation": BenchSpec(
         "GANnotation",
         official=Official("ESanchezLozano/GANnotation", "model.py", "model.py: Generator", gannotation_official)),
+    "maskgan": BenchSpec(
+        "MaskGAN",
+        official=Official("switchablenorms/CelebAMask-HQ", "MaskGAN_demo/models/networks.py",
+                          "MaskGAN_demo/models/networks.py: GlobalGenerator", maskgan_official),
+        stand_ins=maskgan_stage1_stand_in),
 }
 
 
@@ -531,6 +597,12 @@ def bench_method(method: str, args, overrides: list[str]) -> str:
     """Run the rows of one method; the Markdown section (without its heading)."""
     spec = spec_of(method, _compose(overrides).model._target_)
     overrides = [*spec.overrides, *overrides]
+    with tempfile.TemporaryDirectory(prefix="facezoo-bench-") as folder:
+        stand_ins = spec.stand_ins(_compose(overrides), Path(folder)) if spec.stand_ins else []
+        return _bench_method(spec, method, args, [*overrides, *stand_ins], stand_ins)
+
+
+def _bench_method(spec: BenchSpec, method: str, args, overrides: list[str], stand_ins: list[str]) -> str:
     cfg = _compose(overrides)
     run = run_row if args.no_isolate else spawn_row
     common = {"method": method, "overrides": overrides, "device": args.device, "raise": args.raise_errors}
@@ -574,6 +646,9 @@ def bench_method(method: str, args, overrides: list[str]) -> str:
             f"before them, {isolation}.", ""]
     text += method_table(desc, rows)
     notes = []
+    if stand_ins:
+        notes.append("Stand-ins for files an earlier training stage makes (random weights): "
+                     + ", ".join(f"`{o}`" for o in stand_ins) + ".")
     if train.get("terms_off"):
         notes.append("Loss terms off in the training step: " + "; ".join(f"`{k}` ({v})" for k, v in
                                                                           train["terms_off"].items()) + ".")

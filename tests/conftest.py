@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -17,6 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("FACEZOO_OFFLINE", "1")  # never try to download weights in tests
 # hermetic: tests never see weight files a developer has cached (they save their own into temp dirs)
 os.environ["FACEZOO_CACHE"] = tempfile.mkdtemp(prefix="facezoo-test-cache-")
+atexit.register(shutil.rmtree, os.environ["FACEZOO_CACHE"], ignore_errors=True)
 os.environ.setdefault("WANDB_MODE", "offline")
 torch.set_num_threads(min(2, torch.get_num_threads()))
 
