@@ -7,10 +7,9 @@ The network learns the 19 CelebAMask-HQ labels of ``SyntheticFaces`` training sa
 light, makeup and background; half of the faces blurred by a Gaussian of σ ∈ [0.3, 1.2] px so that it also parses
 the softer images GANs produce) with pixel cross-entropy. At the end it parses faces of the **test** split
 (identities never seen), sharp and all blurred, and prints and stores in the checkpoint's ``meta`` their pixel
-accuracy and mean IoU: the numbers that say how much a ``mask_accuracy`` value means (docs/results.md). Put the
-file in the facezoo cache directory (``$FACEZOO_CACHE``, default ``~/.cache/facezoo``) under the name above, or
-pass its path as ``mask_parser_weights=PATH`` to ``facezoo.evaluate``. Training is a pure function of the
-arguments (on one machine).
+accuracy and mean IoU: the numbers that say how much a ``mask_accuracy`` value means (docs/results.md). A file in the
+facezoo cache directory (``$FACEZOO_CACHE``, default ``~/.cache/facezoo``) under the name above takes the place of
+the one the package ships. Training is a pure function of the arguments (on one machine).
 """
 
 from __future__ import annotations

@@ -186,6 +186,39 @@ def test_nan_stops_training_by_name_and_keeps_the_last_checkpoint(run_dir, tmp_p
     assert (folder / "metrics.json").read_bytes() == summary
 
 
+def test_disk_full_while_checkpointing_is_one_line_and_keeps_the_checkpoints(tmp_path, monkeypatch, capsys):
+    """Two epochs; the disk fills up in the middle of the first checkpoint write after epoch 0's (simulated inside
+    facezoo's checkpoint writer, AtomicCheckpointIO): one line naming the file, and epoch 0's checkpoints byte for
+    byte, no temporary files."""
+    import errno
+
+    import facezoo.checkpoints
+
+    real_write, written = facezoo.checkpoints.atomic_write, {}
+
+    def disk_fills_up(path, write, binary=True):
+        if len(written) < 2:                                  # epoch 0: best.ckpt and last.ckpt
+            real_write(path, write, binary)
+            written[Path(path).name] = Path(path).read_bytes()
+            return path
+
+        def half(f):
+            f.write(b"\0" * 4096)
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        return real_write(path, half, binary)
+
+    monkeypatch.setattr(facezoo.checkpoints, "atomic_write", disk_fills_up)
+    code, stderr = call_main("facezoo.train", [*TINY_GANNOTATION, "model.schedulers.generator.gamma=1",
+                                               "trainer.max_epochs=2", f"hydra.run.dir={tmp_path}"],
+                             monkeypatch, capsys)
+    assert code == EXIT_USAGE and set(written) == {"best.ckpt", "last.ckpt"}
+    line = error_line(stderr, "facezoo.train")
+    assert re.search(r"checkpoints/\w+\.ckpt: No space left on device while writing it; the previous file is "
+                     r"unchanged", line), line
+    assert files_under(tmp_path / "checkpoints") == written
+
+
 # ----------------------------------------------------------------------------------------------- training
 def test_negative_learning_rate_is_one_line_before_any_output(tmp_path):
     proc = run_module("facezoo.train", *TINY_GANNOTATION, "model.optimizers.generator.lr=-0.001",

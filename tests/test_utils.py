@@ -94,6 +94,27 @@ def test_atomic_write_syncs_before_the_rename_and_keeps_the_old_file_on_failure(
     assert [p.name for p in path.parent.iterdir()] == ["f.bin"]      # and no temporary file
 
 
+@pytest.mark.parametrize("exists", [True, False])
+def test_a_full_disk_is_one_line_naming_the_file_and_keeps_the_old_one(tmp_path, exists):
+    import errno
+
+    path = tmp_path / "out.png"
+    if exists:
+        path.write_bytes(b"old")
+
+    def no_space(f):
+        f.write(b"\0" * 100)
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with pytest.raises(FacezooError) as info:
+        atomic_write(path, no_space)
+    kept = "the previous file is unchanged" if exists else "nothing was written"
+    assert str(info.value) == (f"{path}: No space left on device while writing it; {kept} "
+                               "(free some space and run again)")
+    assert [p.name for p in tmp_path.iterdir()] == (["out.png"] if exists else [])
+    assert not exists or path.read_bytes() == b"old"
+
+
 def _append(args):
     path, i = args
     append_csv_row(path, {"job": i, f"col{i % 3}": i})

@@ -21,17 +21,35 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import torch
+from lightning.pytorch.plugins.io import TorchCheckpointIO
 from omegaconf import DictConfig, OmegaConf
 
-from facezoo.utils import FacezooError
+from facezoo.utils import FacezooError, atomic_write
 
 __all__ = ["read_checkpoint", "load", "method_of", "load_method", "export_weights", "UntrustedCheckpointError",
-           "SAFETENSORS_FORMAT"]
+           "AtomicCheckpointIO", "SAFETENSORS_FORMAT"]
 
 #: The ``format`` entry of the metadata of a facezoo ``.safetensors`` file.
 SAFETENSORS_FORMAT = "facezoo-weights-1"
 
 log = logging.getLogger(__name__)
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Lightning's checkpoint writer for facezoo runs: every checkpoint goes through :func:`facezoo.utils.atomic_write`
+    (a temporary file in the same folder, fsync, rename).
+
+    Lightning's own writer renames without fsync, so a machine that loses power (or a kill -9 between the rename and
+    the page cache reaching the disk) can leave an empty or partial ``last.ckpt``; here a crash at any moment leaves
+    the previous checkpoint or the whole new one, and a full disk ends the run with one line
+    (:class:`~facezoo.utils.FacezooError`), the previous checkpoint intact. ``facezoo.train`` passes it to the
+    Trainer as a plugin.
+    """
+
+    def save_checkpoint(self, checkpoint: dict, path, storage_options=None) -> None:
+        if storage_options is not None:
+            raise TypeError("AtomicCheckpointIO.save_checkpoint takes no storage_options")
+        atomic_write(path, lambda f: torch.save(checkpoint, f))
 
 
 class UntrustedCheckpointError(FacezooError):

@@ -23,7 +23,7 @@ from hydra.types import RunMode
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from facezoo.checkpoints import read_checkpoint
+from facezoo.checkpoints import AtomicCheckpointIO, read_checkpoint
 from facezoo.config import instantiate_data, instantiate_model
 from facezoo.utils import FacezooError, append_csv_row, apply_gpus_alias, atomic_write_json, check_devices, user_errors
 
@@ -59,7 +59,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
     loggers = instantiate_group(cfg.get("logger"))
     if not loggers:  # LearningRateMonitor refuses to run without a logger
         callbacks = [c for c in callbacks if type(c).__name__ != "LearningRateMonitor"]
-    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False,
+                                     plugins=[AtomicCheckpointIO()])
 
     start = time.time()
     trainer.fit(model=model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import errno
 import fcntl
 import io
 import json
@@ -186,6 +187,7 @@ def atomic_write(path: str | Path, write: Callable[[IO], None], binary: bool = T
     """Write ``path`` through ``write(file)`` on a temporary file in the same folder, fsync, then a rename:
     readers (and a crash at any moment) see the old file or the whole new one, never half of one. The file gets
     the permissions a plain ``open`` would give it (``0o666`` less the umask; ``mkstemp``'s own are ``0o600``).
+    A full disk (or quota) is a :class:`FacezooError` naming the file, the previous file left as it was.
 
     Returns:
         ``path``.
@@ -200,8 +202,12 @@ def atomic_write(path: str | Path, write: Callable[[IO], None], binary: bool = T
             os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
+            kept = "the previous file is unchanged" if path.exists() else "nothing was written"
+            raise FacezooError(f"{path}: {err.strerror or 'no space left on device'} while writing it; {kept} "
+                               "(free some space and run again)") from None
         raise
     return path
 
