@@ -418,3 +418,42 @@ def test_the_hydra_config_feeds_maskvae_and_maskgan(exported, tmp_path):
     dm = instantiate(cfg.data, _convert_="all")
     assert dm.dataset("train").layout == "aligned" and len(dm.dataset("val")) == 4
     assert "target_mask" in dm.dataset("val")[0]
+
+
+def test_inter_masks_written_once_in_the_demo_layout_feed_stage_2(exported, truths, tmp_path, monkeypatch, capsys):
+    """scripts/make_inter_masks.py writes train_label_inter_1/2 with stage 2's own recipe; the loader reads them and
+    MaskGAN's step uses them instead of calling its MaskVAE."""
+    from facezoo.config import build_model
+    from facezoo.methods.maskgan import module as maskgan_module
+    from facezoo.methods.maskgan import networks
+    from facezoo.methods.maskgan.official import to_official_state_dict
+
+    root = build_aligned(exported, truths, tmp_path / "aligned")
+    for k in (1, 2):
+        shutil.rmtree(root / f"train_label_inter_{k}")
+    torch.manual_seed(0)
+    vae_file = tmp_path / "vae.pth"                                      # the demo's VAE(19, 32, 32, 1024) format
+    torch.save(to_official_state_dict(networks.MaskVAE(resolution=MASK)), vae_file)
+    spec = importlib.util.spec_from_file_location("make_inter_masks", ROOT / "scripts" / "make_inter_masks.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    assert script.main(["--vae", str(vae_file), "--root", str(root), "--batch-size", "5"]) == 0
+    assert "wrote 12 masks" in capsys.readouterr().out
+    train = CelebAMaskHQ(root, split="train", size=MASK)
+    vae = maskgan_module.load_mask_vae(vae_file, MASK)
+    for n in (0, 7):                                              # the reference is the previous file's mask
+        expected = maskgan_module.interpolate_masks(vae, truths[n][None], truths[(n - 1) % FACES][None], (-0.4, 0.4))
+        sample = train[n]
+        assert torch.equal(sample["inter_mask_1"], expected[0][0]) and torch.equal(sample["inter_mask_2"],
+                                                                                     expected[1][0])
+    with pytest.raises(SystemExit) as exit_info:
+        script.main(["--vae", str(vae_file), "--root", str(tmp_path / "nothing")])
+    assert exit_info.value.code == 2 and "train_label: no such folder" in capsys.readouterr().err
+
+    model = build_model("model=maskgan", f"data.size={MASK}", "model.width=0.125", "model.frozen.perceptual_loss=null",
+                        f"model.frozen.mask_vae.build.path={vae_file}")
+    monkeypatch.setattr(maskgan_module, "ebst_masks", lambda *a, **k: pytest.fail("the VAE was called"))
+    batch = {key: torch.stack([train[n][key] for n in (0, 7)]) for key in ("image", "mask", "inter_mask_1",
+                                                                          "inter_mask_2")}
+    step = model.prepare_batch(batch)
+    assert torch.equal(step["inter"][0], batch["inter_mask_1"]) and torch.equal(step["inter"][1], batch["inter_mask_2"])

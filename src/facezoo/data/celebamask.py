@@ -57,7 +57,8 @@ nearest):
   There is no ``target`` image (real edits have no ground truth).
 - ``inter_mask_1``, ``inter_mask_2``: only ``aligned`` with ``<phase>_label_inter_{1,2}/``: the demo's
   precomputed ``inter_label_1/2``, the two MaskVAE-interpolated masks of Editing Behaviour Simulated Training
-  (facezoo's MaskGAN makes its own with its frozen MaskVAE and does not read them).
+  (written by ``scripts/make_inter_masks.py`` from a stage-1 MaskVAE; stage 2 uses them when present, else makes its
+  own on the fly).
 - ``name`` (str): the image file name.
 
 ``scripts/make_synthetic.py --format celebamask-hq`` writes the ``raw`` layout from the built-in renderer.

@@ -452,7 +452,8 @@ class MaskGAN(GANModule):
 
     # ----------------------------------------------------------------------------------- phases
     def prepare_batch(self, batch: Mapping) -> dict:
-        """The real pair, the two simulated edits, and (without gradient) what D judges: ``fake`` and ``blend``."""
+        """The real pair, the two simulated edits (the batch's ``inter_mask_1/2`` when it has them, else made by the
+        frozen MaskVAE), and (without gradient) what D judges: ``fake`` and ``blend``."""
         _check_masks(batch, self.image_size, ("mask", "image"))
         mask, image = batch["mask"], batch["image"]
         step = {"mask": mask, "image": image, "blend": None}
@@ -461,7 +462,11 @@ class MaskGAN(GANModule):
             if not self.blending:
                 step["fake"] = self.generator.render(mask, style)
                 return step
-            step["inter"] = ebst_masks(self.mask_vae, mask, self.inter_step, self.inter_reference)
+            if "inter_mask_1" in batch and "inter_mask_2" in batch:     # precomputed (scripts/make_inter_masks.py)
+                _check_masks(batch, self.image_size, ("inter_mask_1", "inter_mask_2"))
+                step["inter"] = (batch["inter_mask_1"], batch["inter_mask_2"])
+            else:
+                step["inter"] = ebst_masks(self.mask_vae, mask, self.inter_step, self.inter_reference)
             rendered = self.generator.render(torch.cat([mask, *step["inter"]]), style.repeat(3, 1))
             step["fake"], inter_1, inter_2 = rendered.chunk(3)
             step["blend"] = self.blender(inter_1, inter_2)[0]
