@@ -115,6 +115,20 @@ def test_psp_ddp_with_a_frozen_decoder(tmp_path):
     assert "Traceback" not in proc.stderr and not (tmp_path / "sync" / "checkpoints").exists()
 
 
+@pytest.mark.parametrize("rank", [0, 1])
+def test_a_failing_rank_takes_the_ddp_job_down_by_name(tmp_path, rank):
+    """Two CPU processes (gloo), one of which raises at its first batch (facezoo.callbacks.FailAt): the job ends
+    within seconds, not at the process group's timeout, with the rank and its error in one line."""
+    proc = run_module("facezoo.train", *TINY_TPGAN, "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2",
+                      "+callbacks.fail._target_=facezoo.callbacks.FailAt", f"+callbacks.fail.rank={rank}",
+                      f"hydra.run.dir={tmp_path}", env=cli_env(MASTER_PORT=str(free_port())), timeout=120,
+                      check=False)
+    assert proc.returncode != 0
+    line = f"facezoo.train: error: rank {rank}: FailAt: the injected failure at batch 0"
+    assert line in proc.stderr.splitlines(), proc.stderr[-3000:]
+    assert not (tmp_path / "checkpoints" / "last.ckpt").exists()
+
+
 @pytest.mark.slow
 def test_two_simulated_nodes(tmp_path):
     """trainer=ddp_multinode: two 'nodes' of one process each on 127.0.0.1 finish with identical weights."""

@@ -1,4 +1,4 @@
-"""Training callbacks: the sample-grid image logger and a parameter checksum for DDP checks."""
+"""Training callbacks: the sample-grid image logger, and for checking DDP a parameter checksum and a fault injector."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import torch
 from lightning.pytorch.utilities import rank_zero_only
 from PIL import Image
 
-from facezoo.utils import atomic_write, atomic_write_json
+from facezoo.utils import FacezooError, atomic_write, atomic_write_json
 
-__all__ = ["make_grid", "save_image_grid", "SampleGrid", "ParamChecksum", "param_checksum"]
+__all__ = ["make_grid", "save_image_grid", "SampleGrid", "ParamChecksum", "FailAt", "param_checksum"]
 
 
 def make_grid(rows: dict[str, torch.Tensor], num_samples: int | None = None, pad: int = 2) -> np.ndarray:
@@ -97,6 +97,19 @@ def param_checksum(module: torch.nn.Module) -> dict[str, object]:
         digest.update(data.numpy().tobytes())
         total += float(data.double().sum())
     return {"sha256": digest.hexdigest(), "sum": total}
+
+
+class FailAt(L.Callback):
+    """Fault injection: raise a :class:`~facezoo.utils.FacezooError` on one rank at the start of one training batch
+    (``+callbacks.fail._target_=facezoo.callbacks.FailAt +callbacks.fail.rank=1``), to check that a failing rank
+    takes a DDP job down instead of leaving the others waiting in a collective."""
+
+    def __init__(self, rank: int = 0, batch: int = 0):
+        self.rank, self.batch = int(rank), int(batch)
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        if trainer.global_rank == self.rank and batch_idx == self.batch:
+            raise FacezooError(f"FailAt: the injected failure at batch {batch_idx}")
 
 
 class ParamChecksum(L.Callback):

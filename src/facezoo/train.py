@@ -13,6 +13,7 @@ Outputs (``hydra.run.dir=DIR``): ``DIR/checkpoints/{last,best}.ckpt``, ``DIR/sam
 from __future__ import annotations
 
 import logging
+import signal
 import time
 from pathlib import Path
 
@@ -63,8 +64,11 @@ def train(cfg: DictConfig) -> dict[str, float]:
                                      plugins=[AtomicCheckpointIO()])
 
     start = time.time()
-    trainer.fit(model=model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"),
-                weights_only=not cfg.get("trust_checkpoint"))
+    try:
+        trainer.fit(model=model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"),
+                    weights_only=not cfg.get("trust_checkpoint"))
+    except BaseException as err:
+        raise _stop_every_rank(trainer, err) from None
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
     if cfg.get("test"):
         trainer.test(model=model, datamodule=datamodule, verbose=False)
@@ -79,6 +83,21 @@ def train(cfg: DictConfig) -> dict[str, float]:
         _add_multirun_row(cfg, metrics)
         log.info("final validation metrics: %s", {k: round(v, 5) for k, v in sorted(metrics.items())})
     return metrics
+
+
+def _stop_every_rank(trainer: L.Trainer, err: BaseException) -> BaseException:
+    """What a rank raises when training fails: in a job of several processes, the error names the rank, and rank 0
+    first kills the ranks it launched (they would otherwise wait in their next collective until the process group's
+    timeout; Lightning's own observer already ends rank 0 when one of them fails)."""
+    if trainer.world_size <= 1:
+        return err
+    from lightning.pytorch.strategies.launchers.subprocess_script import _SubprocessScriptLauncher
+
+    launcher = getattr(trainer.strategy, "launcher", None)
+    if trainer.global_rank == 0 and isinstance(launcher, _SubprocessScriptLauncher) and launcher.procs:
+        log.error("rank 0 failed: stopping the %d other process(es) of this node", len(launcher.procs))
+        launcher.kill(signal.SIGKILL)
+    return FacezooError(f"rank {trainer.global_rank}: {err}") if isinstance(err, FacezooError) else err
 
 
 def _add_multirun_row(cfg: DictConfig, metrics: dict[str, float]) -> None:
