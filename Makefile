@@ -32,7 +32,7 @@ train: $(STAMP)  ## train the default model (TP-GAN, CPU preset) on built-in syn
 	@echo "checkpoint: $(RUN_DIR)/checkpoints/last.ckpt  samples: $(RUN_DIR)/samples/  metrics: $(RUN_DIR)/metrics.json"
 
 test: $(STAMP)  ## run the whole test suite (CPU)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=15
 
 # `make bench`: scripts/bench.py for the renderer and every method it lists (`scripts/bench.py --list`), appended
 # to $(BENCH_FILE). Official side-by-side rows for a method when FACEZOO_OFFICIAL_<METHOD> (e.g.
