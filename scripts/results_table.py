@@ -3,8 +3,8 @@
     python scripts/results_table.py docs/results/tpgan_cpu_eval.json
 
 Rows: the model and each ``baseline_<name>``; columns: the metrics they share, and the seconds per image of each
-output. Lower is better for l1/mse/lpips/fid/fld/time, higher for psnr/ssim/ms_ssim/id_sim(_synthetic); the best
-value of each column is bold.
+output. Lower or higher is better as ``facezoo.metrics.METRICS`` says (lower for fid, fld and time); the best value of
+each column is bold.
 """
 
 from __future__ import annotations
@@ -13,7 +13,9 @@ import argparse
 import json
 from pathlib import Path
 
-HIGHER_IS_BETTER = {"psnr", "ssim", "ms_ssim", "id_sim", "id_sim_synthetic"}
+from facezoo.metrics import METRICS
+
+HIGHER_IS_BETTER = {name for name, spec in METRICS.items() if spec.higher_is_better}
 
 
 def table(result: dict) -> str:
@@ -23,7 +25,8 @@ def table(result: dict) -> str:
         name, _, metric = key.rpartition("/")
         rows.setdefault(name or "model", {})[metric] = value
     columns = [m for m in ("l1", "mse", "psnr", "ssim", "ms_ssim", "lpips", "id_sim", "id_sim_synthetic", "nme", "fid",
-                           "fld", "seconds_per_image") if all(m in r for r in rows.values())]
+                           "fld", "l1_edited", "mask_accuracy", "mask_miou", "mask_accuracy_edited", "seconds_per_image")
+               if all(m in r for r in rows.values())]
     best = {m: (max if m in HIGHER_IS_BETTER else min)(r[m] for r in rows.values()) for m in columns}
     arrows = {m: "↑" if m in HIGHER_IS_BETTER else "↓" for m in columns}
     lines = ["| output | " + " | ".join(f"{m} {arrows[m]}" for m in columns) + " |",
