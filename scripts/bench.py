@@ -53,6 +53,7 @@ import copy
 import datetime as dt
 import importlib.util
 import json
+import math
 import os
 import platform
 import resource
@@ -379,6 +380,7 @@ BENCHES: dict[str, BenchSpec] = {
         "MaskGAN",
         official=Official("switchablenorms/CelebAMask-HQ", "MaskGAN_demo/models/networks.py",
                           "MaskGAN_demo/models/networks.py: GlobalGenerator", maskgan_official),
+        variants={"fast path (`fast=true`: bf16 weights)": lambda model: model.generator.fast_path()},
         stand_ins=maskgan_stage1_stand_in),
 }
 
@@ -454,6 +456,8 @@ def run_inference(row: dict) -> dict:
     spec = spec_of(row["method"], cfg.model._target_)
     model.eval()
     if row["kind"] == "variant":
+        with torch.no_grad():
+            fp32 = spec.inference(model, batch)
         spec.variants[row["variant"]](model)
     if row["kind"] == "official":
         try:
@@ -467,6 +471,10 @@ def run_inference(row: dict) -> dict:
         output = result.pop("output")
         if row["kind"] == "official":
             result["max_abs_diff"] = (output - spec.inference(model, batch)).abs().max().item()
+        if row["kind"] == "variant":         # images in [-1, 1]: PSNR with a peak-to-peak of 2
+            mse = (output.float() - fp32).pow(2).mean().item()
+            result["max_abs_diff"] = (output.float() - fp32).abs().max().item()
+            result["psnr_vs_fp32"] = 10 * math.log10(4 / mse) if mse > 0 else math.inf
     return {**result, "note": note}
 
 
@@ -588,6 +596,8 @@ def method_table(title: str, rows: list[tuple[str, dict, dict]]) -> list[str]:
         ratio_t = _f(res["time_s"] / o["time_s"], "{:.2f}") if o else "–"
         ratio_m = _f(res["peak_MiB"] / o["peak_MiB"], "{:.2f}") if o and o["peak_MiB"] >= 1 else "–"
         diff = _f(o.get("max_abs_diff"), "{:.1e}") if o and row["kind"] == "facezoo" else "–"
+        if row["kind"] == "variant" and "psnr_vs_fp32" in res:
+            diff = f"{res['max_abs_diff']:.1e} to facezoo fp32 (PSNR {res['psnr_vs_fp32']:.1f} dB)"
         lines.append(f"| {label} | {b} | {_seconds(res['time_s'])} | {_rate(b / res['time_s'])} | "
                      f"{res['peak_MiB']:.0f} | {ratio_t} | {ratio_m} | {diff} |")
     return lines

@@ -24,9 +24,9 @@ def table(result: dict) -> str:
     for key, value in metrics.items():
         name, _, metric = key.rpartition("/")
         rows.setdefault(name or "model", {})[metric] = value
-    columns = [m for m in ("l1", "mse", "psnr", "ssim", "ms_ssim", "lpips", "id_sim", "id_sim_synthetic", "nme", "fid",
-                           "fld", "l1_edited", "mask_accuracy", "mask_miou", "mask_accuracy_edited", "seconds_per_image")
-               if all(m in r for r in rows.values())]
+    order = ("l1", "mse", "psnr", "ssim", "ms_ssim", "lpips", "id_sim", "id_sim_synthetic", "nme", "fid", "fld",
+             "l1_edited", "mask_accuracy", "mask_miou", "mask_accuracy_edited", "seconds_per_image")
+    columns = [m for m in order if all(m in r for r in rows.values())]
     best = {m: (max if m in HIGHER_IS_BETTER else min)(r[m] for r in rows.values()) for m in columns}
     arrows = {m: "↑" if m in HIGHER_IS_BETTER else "↓" for m in columns}
     lines = ["| output | " + " | ".join(f"{m} {arrows[m]}" for m in columns) + " |",

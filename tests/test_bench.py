@@ -21,7 +21,7 @@ _spec.loader.exec_module(bench)
 TINY = ["data.size=64", "model.width=0.125"]
 TINY_EXTRA = {"tpgan": ["model.zdim=8", "model.feature_dim=32"],
               "stylegan2": ["model.latent_dim=32", "model.n_mlp=2", "model.channel_multiplier=1"]}
-FAST = ["--repeats", "1", "--batches", "1,2", "--train-batch", "2", "--no-isolate", "--raise-errors"]
+FAST = ["--repeats", "1", "--batches", "1,2", "--train-batch", "2", "--no-isolate", "--raise-errors", "--variants"]
 
 
 def table_rows(text: str) -> dict[tuple[str, int], list[str]]:
@@ -54,10 +54,16 @@ def test_bench_method_rows(method, tmp_path):
     assert ("Stand-ins for files an earlier training stage makes" in text) == bool(stand_ins)
     model = build_model(*overrides, *stand_ins)                               # the step runs every phase
     assert train[0] == f"facezoo training step ({' → '.join(p.name for p in model.phases if p.at)})"
-    for cells in rows.values():                               # time, images/s, memory: measured, finite
+    assert {(f"facezoo inference, {name}", b) for name in spec.variants for b in (1, 2)} <= set(rows)
+    for (label, _), cells in rows.items():                   # time, images/s, memory: measured, finite
         time_s, rate, memory = (float(c) for c in cells[:3])
         assert time_s > 0 and rate > 0 and memory >= 0 and math.isfinite(time_s * rate)
-        assert cells[3:] == ["–", "–", "–"]                   # no --official: no ratios, no difference
+        assert cells[3:5] == ["–", "–"]                       # no --official: no ratios
+        if label.startswith("facezoo inference, "):           # a variant: its difference from the fp32 output
+            found = re.fullmatch(r"(\S+) to facezoo fp32 \(PSNR (\S+) dB\)", cells[5])
+            assert found and (float(found[2]) > 30 or float(found[1]) < 1e-4), cells[5]
+        else:
+            assert cells[5] == "–"
     assert ("Official rows skipped" if spec.official else "Official rows: ") in text
 
 

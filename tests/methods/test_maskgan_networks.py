@@ -309,6 +309,20 @@ def test_generator_small_preset_trains_at_cpu_sizes(size):
         assert grad is not None and grad.abs().sum() > 0, name
 
 
+def test_generator_fast_path_runs_bf16_weights_close_to_fp32():
+    g = _g().eval()
+    torch.manual_seed(1)
+    mask, image = torch.randint(0, 19, (2, 32, 32)), torch.rand(2, 3, 32, 32) * 2 - 1
+    with torch.no_grad():
+        exact, style = g(mask, mask, image), g.encode_style(mask, image)
+        assert g.fast_path() is g and not g.training
+        assert {p.dtype for p in g.parameters()} == {torch.bfloat16}
+        fast, fast_style = g(mask, mask, image), g.encode_style(mask, image)
+    assert fast.dtype == fast_style.dtype == torch.float32 and not torch.equal(fast, exact)      # bf16 did run
+    assert 10 * torch.log10(4 / (fast - exact).pow(2).mean()) > 30
+    torch.testing.assert_close(fast_style, style, atol=0.05, rtol=0.05)
+
+
 def test_generator_style_paths_agree():
     g = _g().eval()
     torch.manual_seed(1)

@@ -393,9 +393,10 @@ def load_generator(cfg: DictConfig) -> tuple[torch.nn.Module, int]:
     """The dense mapping network of ``ckpt_path`` (a facezoo MaskGAN checkpoint) or ``weights`` (the demo's
     ``latest_net_G.pth``, :func:`facezoo.methods.maskgan.official.load_official`), and its side ``S``.
 
-    ``S`` is ``size=`` when given, else the checkpoint's ``image_size`` or :data:`OFFICIAL_SIZE`. ``weights_arch=``
-    passes architecture arguments of :class:`~facezoo.methods.maskgan.networks.DenseMappingNetwork` for a file that
-    is not of the demo's size.
+    ``S`` is ``size=`` when given, else the checkpoint's ``image_size`` or :data:`OFFICIAL_SIZE`. ``fast=true``:
+    the network's bf16 fast path (:meth:`~facezoo.methods.maskgan.networks.DenseMappingNetwork.fast_path`).
+    ``weights_arch=`` passes architecture arguments of :class:`~facezoo.methods.maskgan.networks.DenseMappingNetwork`
+    for a file that is not of the demo's size.
 
     Raises:
         FacezooError: neither or both files, an unreadable one, one of another method or a stage-1 MaskVAE, or a size
@@ -428,6 +429,8 @@ def load_generator(cfg: DictConfig) -> tuple[torch.nn.Module, int]:
     unit, low = 2**generator.n_downsample, 2**generator.style_downsample
     if size % unit or size < low:
         raise FacezooError(f"size={size}: this generator renders sides divisible by {unit} and at least {low}")
+    if cfg.get("fast"):
+        generator.fast_path()
     return generator.eval(), size
 
 
