@@ -14,8 +14,6 @@ the one the package ships. Training is a pure function of the arguments (on one 
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -26,7 +24,7 @@ import torch.nn.functional as F
 from facezoo.data.synthetic import SyntheticFaces
 from facezoo.metrics import mean_iou, pixel_accuracy
 from facezoo.nets.parser import SyntheticFaceParser
-from facezoo.nets.training import add_common_arguments, check_common_arguments, descend, run_steps
+from facezoo.nets.training import check_common_arguments, descend, report, run_steps, script_parser
 from facezoo.ops import random_blur
 
 
@@ -74,20 +72,16 @@ def train(out: Path, steps: int = 1500, batch_size: int = 32, size: int = 64, wi
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_common_arguments(parser, steps=1500, batch_size=32, lr=2e-3, width=16)
+    parser = script_parser(__doc__, steps=1500, batch_size=32, lr=2e-3, width=16)
     parser.add_argument("--identities", type=int, default=1000, help="training identities (default 1000)")
     parser.add_argument("--test-samples", type=int, default=256, help="held-out test faces (default 256)")
     args = parser.parse_args(argv)
     check_common_arguments(parser, args)
     meta = train(Path(args.out), args.steps, args.batch_size, args.size, args.width, args.lr, args.seed,
                  args.identities, args.test_samples, args.num_workers, args.blur)
-    print(json.dumps(meta))
-    print(f"wrote {args.out}; held-out pixel accuracy {meta['test_pixel_accuracy']:.4f} (blurred "
-          f"{meta['test_pixel_accuracy_blurred']:.4f}), mIoU {meta['test_miou']:.4f} (blurred "
-          f"{meta['test_miou_blurred']:.4f}) on {meta['test_faces']} faces")
-    return 0
+    return report(meta, f"wrote {args.out}; held-out pixel accuracy {meta['test_pixel_accuracy']:.4f} (blurred "
+                  f"{meta['test_pixel_accuracy_blurred']:.4f}), mIoU {meta['test_miou']:.4f} (blurred "
+                  f"{meta['test_miou_blurred']:.4f}) on {meta['test_faces']} faces")
 
 
 if __name__ == "__main__":

@@ -16,8 +16,6 @@ machine).
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -26,7 +24,7 @@ import torch
 
 from facezoo.data.synthetic import SyntheticFaces
 from facezoo.nets.identity import SyntheticIdentityNet, cosface_loss, roc_auc, verification_scores
-from facezoo.nets.training import add_common_arguments, check_common_arguments, descend, run_steps
+from facezoo.nets.training import check_common_arguments, descend, report, run_steps, script_parser
 from facezoo.ops import random_blur
 
 
@@ -73,9 +71,7 @@ def train(out: Path, steps: int = 1500, batch_size: int = 64, size: int = 64, wi
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_common_arguments(parser, steps=1500, batch_size=64, lr=2e-3, width=16)
+    parser = script_parser(__doc__, steps=1500, batch_size=64, lr=2e-3, width=16)
     parser.add_argument("--dim", type=int, default=128, help="embedding size (default 128)")
     parser.add_argument("--identities", type=int, default=1000, help="training identities (default 1000)")
     parser.add_argument("--test-identities", type=int, default=100, help="held-out identities (default 100)")
@@ -87,10 +83,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     meta = train(Path(args.out), args.steps, args.batch_size, args.size, args.width, args.dim, args.lr, args.seed,
                  args.identities, args.test_identities, args.test_views, args.num_workers, args.blur)
-    print(json.dumps(meta))
-    print(f"wrote {args.out}; held-out verification AUC {meta['test_auc']:.4f} (same-identity similarity "
-          f"{meta['test_same_similarity']:.3f}, different {meta['test_different_similarity']:.3f})")
-    return 0
+    return report(meta, f"wrote {args.out}; held-out verification AUC {meta['test_auc']:.4f} (same-identity similarity "
+                  f"{meta['test_same_similarity']:.3f}, different {meta['test_different_similarity']:.3f})")
 
 
 if __name__ == "__main__":

@@ -16,8 +16,6 @@ machine); a few minutes on 2 CPU cores for the default 1500 steps.
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -26,7 +24,7 @@ import torch
 
 from facezoo.data.synthetic import SyntheticReposing
 from facezoo.nets.landmarks import HeatmapLandmarkNet, dataset_nme, stack_faces, training_step
-from facezoo.nets.training import add_common_arguments, check_common_arguments, run_steps
+from facezoo.nets.training import check_common_arguments, report, run_steps, script_parser
 from facezoo.ops import random_blur
 
 
@@ -58,19 +56,15 @@ def train(out: Path, steps: int = 1500, batch_size: int = 16, size: int = 64, wi
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_common_arguments(parser, steps=1500, batch_size=16, lr=2e-3, width=16,
-                         batch_help="samples per step, 3 faces each")
+    parser = script_parser(__doc__, steps=1500, batch_size=16, lr=2e-3, width=16,
+                           batch_help="samples per step, 3 faces each")
     parser.add_argument("--identities", type=int, default=200, help="training identities (default 200)")
     parser.add_argument("--eval-samples", type=int, default=128, help="held-out test samples (default 128)")
     args = parser.parse_args(argv)
     check_common_arguments(parser, args)
     meta = train(Path(args.out), args.steps, args.batch_size, args.size, args.width, args.lr, args.seed,
                  args.identities, args.eval_samples, args.num_workers, args.blur)
-    print(json.dumps(meta))
-    print(f"wrote {args.out}; held-out NME {meta['test_nme']:.4f} on {meta['test_faces']} test faces")
-    return 0
+    return report(meta, f"wrote {args.out}; held-out NME {meta['test_nme']:.4f} on {meta['test_faces']} test faces")
 
 
 if __name__ == "__main__":

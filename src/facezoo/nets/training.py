@@ -8,18 +8,22 @@ with :meth:`~facezoo.nets.weights.PackagedNet.save_checkpoint`.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from collections.abc import Callable, Iterable, Mapping
 
 import torch
 
-__all__ = ["add_common_arguments", "check_common_arguments", "descend", "run_steps"]
+__all__ = ["script_parser", "check_common_arguments", "report", "descend", "run_steps"]
 
 
-def add_common_arguments(parser: argparse.ArgumentParser, *, steps: int, batch_size: int, lr: float, width: int,
-                         batch_help: str = "faces per step") -> None:
-    """``--out --steps --batch-size --size --width --lr --seed --num-workers --blur`` with these defaults."""
+def script_parser(doc: str, *, steps: int, batch_size: int, lr: float, width: int,
+                  batch_help: str = "faces per step") -> argparse.ArgumentParser:
+    """The script's parser (described by the first paragraph of ``doc``) with the shared options, these defaults:
+    ``--out --steps --batch-size --size --width --lr --seed --num-workers --blur``."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", required=True, help="checkpoint file to write")
     parser.add_argument("--steps", type=int, default=steps, help=f"optimizer steps (default {steps})")
     parser.add_argument("--batch-size", type=int, default=batch_size, help=f"{batch_help} (default {batch_size})")
@@ -29,6 +33,7 @@ def add_common_arguments(parser: argparse.ArgumentParser, *, steps: int, batch_s
     parser.add_argument("--seed", type=int, default=0, help="data and initialisation seed (default 0)")
     parser.add_argument("--num-workers", type=int, default=1, help="data loader workers (default 1)")
     parser.add_argument("--blur", type=float, default=0.5, help="probability of blurring a face (default 0.5)")
+    return parser
 
 
 def check_common_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
@@ -36,6 +41,13 @@ def check_common_arguments(parser: argparse.ArgumentParser, args: argparse.Names
     if args.steps < 1 or args.batch_size < 1:
         print(f"{parser.prog}: error: --steps and --batch-size must be positive", file=sys.stderr)
         sys.exit(2)
+
+
+def report(meta: Mapping, summary: str) -> int:
+    """Print the checkpoint's ``meta`` as JSON, then the one-line summary; returns the exit status 0."""
+    print(json.dumps(dict(meta)))
+    print(summary)
+    return 0
 
 
 def descend(optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> float:
