@@ -295,15 +295,17 @@ def test_predict_renders_the_edited_mask_and_baselines(tmp_path):
                                               torch.stack([train[i]["image"] for i in range(3)]))
         expected = model.generator.render(batch["target_mask"], styles.mean(0))
     # the evaluated outputs are pasted on the source near the edit, as the photo pipeline does: the rendering within
-    # dilate (3 px) of a changed label, the source beyond dilate + feather (7 px)
+    # dilate of a changed label, the source beyond dilate + feather (3 and 4 px of a 512 px face, scaled to SIZE)
     from scipy.ndimage import distance_transform_edt
 
-    from facezoo.methods.maskgan.inference import predict
+    from facezoo.methods.maskgan.inference import paste_margins, predict
 
+    dilate, feather = paste_margins(SIZE)
+    assert (dilate, feather) == (3 * SIZE / 512, 4 * SIZE / 512)
     pasted, mean_style = predict(model, batch), baselines["mean_style"](batch)
     for i in range(len(batch["image"])):
         distance = torch.from_numpy(distance_transform_edt(batch["mask"][i] == batch["target_mask"][i]))
-        near, far = distance <= 3, distance >= 7
+        near, far = distance <= dilate, distance >= dilate + feather
         assert near.any() and far.any()
         assert torch.allclose(pasted[i][:, near], out[i][:, near]) and torch.equal(pasted[i][:, far],
                                                                                      batch["image"][i][:, far])

@@ -30,7 +30,9 @@ What is done, in order:
    default without ``reference=``), every pixel that is not background in either mask (``region=face``, the default
    with ``reference=``), or the whole crop (``region=crop``). With ``d`` the distance in crop pixels to ``R``, the
    blend weight is ``α = clip((dilate + feather − d) / feather, 0, 1)``: 1 within ``dilate`` pixels of ``R``, falling
-   linearly to 0 at ``dilate + feather`` (``feather=0``: a hard edge). ``α`` and the rendering (edge-replicated)
+   linearly to 0 at ``dilate + feather`` (``feather=0``: a hard edge). ``dilate`` and ``feather`` are given in pixels
+   of a 512 px face (the demo's size) and scaled with the network's side (:func:`paste_margins`), so that the band
+   covers the same share of the face at any size; "crop pixels" below are the scaled values. ``α`` and the rendering (edge-replicated)
    are warped into the photo by ``M⁻¹`` (bilinear), and ``out = round(α·rendering + (1 − α)·photo)``: every photo
    pixel where the warped ``α`` is 0 — every one that lies, mapped by ``M``, farther than ``dilate + feather + √2``
    crop pixels from ``R`` (the bilinear support) — keeps its value exactly. No detail of the source is added back
@@ -58,7 +60,7 @@ from facezoo.utils import FacezooError
 
 __all__ = ["PARSERS", "REGIONS", "OFFICIAL_SIZE", "AlignedFace", "alignment_matrix", "align_face", "read_mask",
            "resize_mask", "face_mask", "edit_region", "blend_weight", "paste_edit", "render", "edit_photo",
-           "load_parser", "load_generator", "paste_on_source", "predict", "run"]
+           "load_parser", "load_generator", "paste_margins", "paste_on_source", "predict", "run"]
 
 log = logging.getLogger("facezoo.infer.maskgan")
 
@@ -489,7 +491,21 @@ def _write_label_map(path, mask: Tensor) -> Path:
     return atomic_write(path, lambda f: image.save(f, format="PNG"))
 
 
-def paste_on_source(batch, rendering: Tensor, dilate: float = 3, feather: float = 4) -> Tensor:
+def paste_margins(size: int, dilate: float = 3, feather: float = 4) -> tuple[float, float]:
+    """The paste-back margins in pixels of a ``size`` px aligned face, from margins given for the demo's 512 px.
+
+    A 7-pixel band is 1.4% of a 512 px face but 11% of a 64 px one, where it replaced exact source pixels by blurry
+    rendered ones over a large share of the face (docs/results.md, MaskGAN).
+
+    Example:
+        >>> paste_margins(64)
+        (0.375, 0.5)
+    """
+    scale = size / OFFICIAL_SIZE
+    return dilate * scale, feather * scale
+
+
+def paste_on_source(batch, rendering: Tensor, dilate: float | None = None, feather: float | None = None) -> Tensor:
     """Step 5 on aligned tensors: each rendering kept only near where its edited mask differs from the source's.
 
     ``α`` is :func:`blend_weight` of :func:`edit_region` (``region="edited"``) per sample, and the result is
@@ -499,12 +515,17 @@ def paste_on_source(batch, rendering: Tensor, dilate: float = 3, feather: float 
         batch: ``image`` ``(B, 3, S, S)`` in [-1, 1], ``mask`` ``(B, S, S)`` and ``target_mask`` ``(B, S, S)`` ids
             (a batch without ``target_mask`` edits nothing: the image comes back).
         rendering: ``(B, 3, S, S)``, the edited mask rendered.
+        dilate, feather: in pixels of the ``S`` px face; ``None``: the photo pipeline's defaults scaled to ``S``
+            (:func:`paste_margins`).
 
     Returns:
         ``(B, 3, S, S)``.
     """
     image, mask = batch["image"], batch["mask"]
     edited = batch.get("target_mask", mask)
+    default_dilate, default_feather = paste_margins(image.shape[-1])
+    dilate = default_dilate if dilate is None else dilate
+    feather = default_feather if feather is None else feather
     alpha = np.stack([blend_weight(edit_region(m.cpu(), e.cpu()), dilate, feather) for m, e in zip(mask, edited)])
     alpha = torch.from_numpy(alpha).to(image)[:, None]
     return alpha * rendering + (1 - alpha) * image
@@ -513,7 +534,7 @@ def paste_on_source(batch, rendering: Tensor, dilate: float = 3, feather: float 
 def predict(model, batch) -> Tensor:
     """MaskGAN's output for a mask-editing batch as the photo pipeline makes it: the edited mask rendered with the
     source's style (``model.predict_batch``), pasted on the source near the edit (:func:`paste_on_source`, the
-    pipeline's default ``dilate`` 3 and ``feather`` 4). ``facezoo.evaluate`` uses it for every batch."""
+    pipeline's default margins scaled to the face's side). ``facezoo.evaluate`` uses it for every batch."""
     return paste_on_source(batch, model.predict_batch(batch))
 
 
@@ -555,8 +576,8 @@ def run(cfg: DictConfig) -> np.ndarray | None:
     if "mask" in files:
         style = (aligned["reference"], masks["reference"]) if "reference" in photos else None
         out = edit_photo(photos["source"], aligned["source"], masks["source"], files["mask"],
-                         generator, style, _choice(cfg, "region", REGIONS), float(cfg.get("dilate", 3)),
-                         float(cfg.get("feather", 4)))
+                         generator, style, _choice(cfg, "region", REGIONS),
+                         *paste_margins(size, float(cfg.get("dilate", 3)), float(cfg.get("feather", 4))))
         path = write_photo(cfg.out, out)
         log.info("wrote %s (%dx%d)", path, out.shape[1], out.shape[0])
     if cfg.get("save_mask"):
