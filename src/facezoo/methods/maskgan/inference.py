@@ -33,9 +33,10 @@ What is done, in order:
    linearly to 0 at ``dilate + feather`` (``feather=0``: a hard edge). ``dilate`` and ``feather`` are given in pixels
    of a 512 px face (the demo's size) and scaled with the network's side (:func:`paste_margins`), so that the band
    covers the same share of the face at any size; "crop pixels" below are the scaled values. ``α`` and the
-   rendering (edge-replicated) are warped into the photo by ``M⁻¹`` (bilinear), and ``out = round(α·rendering + (1 − α)·photo)``: every photo
-   pixel where the warped ``α`` is 0 — every one that lies, mapped by ``M``, farther than ``dilate + feather + √2``
-   crop pixels from ``R`` (the bilinear support) — keeps its value exactly. No detail of the source is added back
+   rendering (edge-replicated) are warped into the photo by ``M⁻¹`` (bilinear), and
+   ``out = round(α·rendering + (1 − α)·photo)``: every photo pixel where the warped ``α`` is 0 — every one that lies,
+   mapped by ``M``, farther than ``dilate + feather + √2`` crop pixels from ``R`` (the bilinear support) — keeps its
+   value exactly. No detail of the source is added back
    into ``R`` (the edit is new content there).
 
 The options are checked before anything is read or loaded, the photos, the generator (whose side the label maps
