@@ -11,7 +11,10 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-__all__ = ["CONF_DIR", "compose", "build_model", "instantiate_model", "instantiate_data", "config_names"]
+from facezoo.utils import FacezooError
+
+__all__ = ["CONF_DIR", "compose", "check_command_line", "build_model", "instantiate_model", "instantiate_data",
+           "config_names"]
 
 #: The config tree shipped inside the package (``conf/`` at the repository root).
 CONF_DIR = Path(__file__).resolve().parent / "conf"
@@ -36,6 +39,46 @@ def compose(config_name: str = "train", overrides: Sequence[str] = ()) -> DictCo
     config_dir = CONF_DIR / "infer" if config_name == "infer" else CONF_DIR
     with initialize_config_dir(config_dir=str(config_dir), version_base="1.3"):
         return hydra_compose(config_name, overrides=overrides)
+
+
+def check_command_line(config_name: str, argv: Sequence[str]) -> None:
+    """Compose the command line's overrides once before Hydra does, so that an unknown option, a misspelt key or a
+    malformed value is one :class:`~facezoo.utils.FacezooError` line (Hydra prints a report of several lines and
+    exits with status 1). The entry points call it under ``if __name__ == "__main__"``.
+
+    Left to Hydra: command lines with flags (``-m`` / ``--multirun`` sweeps, ``--cfg``, ``--help`` …) and its own
+    ``hydra.*`` overrides.
+
+    Raises:
+        FacezooError: ``<override>: <what is wrong>``, with the choices of an unknown config group option.
+    """
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException, MissingConfigException, OverrideParseException
+
+    if any(arg.startswith("-") for arg in argv):
+        return
+    overrides = [a for a in argv if not a.lstrip("+~").startswith(("hydra.", "hydra/"))]
+    parser = OverridesParser.create()
+    for override in overrides:
+        try:
+            parser.parse_overrides([override])
+        except OverrideParseException as err:
+            raise FacezooError(f"{override}: cannot parse it ({str(err).splitlines()[0]}; values with brackets, "
+                               "commas or '=' need quotes)") from None
+    try:
+        compose(config_name, overrides)
+    except MissingConfigException as err:
+        lines = str(err).splitlines()
+        start = next((i for i, line in enumerate(lines) if line.startswith("Available options")), len(lines))
+        choices = []
+        for line in lines[start + 1:]:
+            if not line.startswith("\t"):
+                break
+            choices.append(line.strip())
+        message = lines[0].split(": ", 1)[-1] + (f"; choose one of {', '.join(choices)}" if choices else "")
+        raise FacezooError(message) from None
+    except HydraException as err:
+        raise FacezooError(" ".join(line.strip() for line in str(err).splitlines())) from None
 
 
 def instantiate_model(model_cfg: DictConfig):

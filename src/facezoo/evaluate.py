@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import sys
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -24,6 +25,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from facezoo.checkpoints import load, method_of
+from facezoo.config import check_command_line
 from facezoo.metrics import DISTRIBUTION_METRICS
 from facezoo.utils import atomic_write_json, check_writable, user_errors
 
@@ -195,4 +197,6 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    with user_errors("facezoo.evaluate"):          # unknown options and keys: one line, before Hydra's report
+        check_command_line("evaluate", sys.argv[1:])
     main()

@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import importlib
 import logging
+import sys
 from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig
 
+from facezoo.config import check_command_line
 from facezoo.utils import EXIT_USAGE, FacezooError, user_errors
 
 log = logging.getLogger("facezoo.infer")
@@ -58,4 +60,6 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    with user_errors("facezoo.infer"):          # unknown options and keys: one line, before Hydra's report
+        check_command_line("infer", sys.argv[1:])
     main()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import sys
 import time
 from pathlib import Path
 
@@ -25,7 +26,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from facezoo.checkpoints import AtomicCheckpointIO, read_checkpoint
-from facezoo.config import instantiate_data, instantiate_model
+from facezoo.config import check_command_line, instantiate_data, instantiate_model
 from facezoo.utils import FacezooError, append_csv_row, apply_gpus_alias, atomic_write_json, check_devices, user_errors
 
 log = logging.getLogger("facezoo.train")
@@ -125,4 +126,6 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
+    with user_errors("facezoo.train"):          # unknown options and keys: one line, before Hydra's report
+        check_command_line("train", sys.argv[1:])
     main()
