@@ -301,6 +301,24 @@ def maskgan_stage1_stand_in(cfg, folder: Path) -> list[str]:
     return [f"model.frozen.mask_vae.build.path={path}"]
 
 
+def psp_decoder_stand_in(cfg, folder: Path) -> list[str]:
+    """pSp decodes with a StyleGAN2 file (``model.decoder``, by default the StyleGAN2 CPU preset's export). When that
+    file is absent, the preset's generator with random weights (seed 0) at ``data.size``, written in rosinality's
+    format in ``folder``, stands in for it."""
+    import torch
+
+    from facezoo.config import build_model
+    from facezoo.nets.stylegan2 import save_rosinality
+
+    if Path(cfg.model.decoder).is_file():
+        return []
+    torch.manual_seed(0)
+    g_ema = build_model("experiment=stylegan2_cpu", f"data.size={cfg.data.size}").generator_ema
+    path = folder / "stylegan2_stand_in.pt"
+    save_rosinality(path, g_ema, g_ema.mean_latent(1000)[0])
+    return [f"model.decoder={path}"]
+
+
 # ----------------------------------------------------------------------------------------------- registry
 def predict(model, batch: Mapping):
     """The default inference call: ``model.predict_batch(batch)``."""
@@ -376,6 +394,8 @@ BENCHES: dict[str, BenchSpec] = {
     "gannotation": BenchSpec(
         "GANnotation",
         official=Official("ESanchezLozano/GANnotation", "model.py", "model.py: Generator", gannotation_official)),
+    "psp": BenchSpec("pSp", no_official="none in scripts/bench.py: scripts/bench_psp.py runs pSp beside the official "
+                            "models/psp.py", stand_ins=psp_decoder_stand_in),
     "maskgan": BenchSpec(
         "MaskGAN",
         official=Official("switchablenorms/CelebAMask-HQ", "MaskGAN_demo/models/networks.py",

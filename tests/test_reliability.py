@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 import skimage.data
 import torch
-from conftest import run_module
+from conftest import one_line_error, run_module
 from PIL import Image
 
 from facezoo.config import compose
@@ -221,16 +221,20 @@ def test_disk_full_while_checkpointing_is_one_line_and_keeps_the_checkpoints(tmp
 
 @pytest.mark.parametrize("entry, args, message", [
     ("facezoo.train", ["model=nope"], "Could not find 'model/nope'; choose one of gannotation, gannotation_official, "),
-    ("facezoo.evaluate", ["ckpt_path=x.ckpt", "limit_sample=3"],
-     "Could not override 'limit_sample'. To append to your config use +limit_sample=3"),
     ("facezoo.infer", ["model=psgan", "source=[x"], "source=[x: cannot parse it (no viable alternative at input"),
 ])
 def test_unknown_options_and_malformed_overrides_are_one_line(tmp_path, entry, args, message):
-    """Checked before Hydra's own multi-line report (facezoo.config.check_command_line): status 2, one line."""
+    """Checked before Hydra's own multi-line report (facezoo.config.check_command_line, called under each entry
+    point's ``__main__``): status 2, one line, nothing written; evaluate's misspelt key through the same check."""
+    from facezoo.config import check_command_line
+
     proc = run_module(entry, *args, f"hydra.run.dir={tmp_path}", check=False, cwd=tmp_path)
     assert proc.returncode == EXIT_USAGE, proc.stderr[-2000:]
     assert error_line(proc.stderr, entry).startswith(f"{entry}: error: {message}")
     assert list(tmp_path.iterdir()) == []                    # before any work: not even Hydra's run folder
+    assert one_line_error(lambda: check_command_line("evaluate", ["ckpt_path=x.ckpt", "limit_sample=3"])) == (
+        "Could not override 'limit_sample'. To append to your config use +limit_sample=3")
+    check_command_line("evaluate", ["ckpt_path=x.ckpt", "limit_samples=3", "-m"])       # sweeps: Hydra's
 
 
 # ----------------------------------------------------------------------------------------------- training
