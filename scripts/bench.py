@@ -26,7 +26,12 @@ Rows (inputs: the first samples of the config's training split, collated; all in
   inside a one-batch Lightning ``Trainer`` (manual optimization, ``toggled_optimizer``, clipping and logging as
   in training); its memory includes the optimizer state the first step creates;
 * with ``--variants``: the method's alternative implementations beside the inference rows (PSGAN: the chunked
-  and the dense AMM, the dense one being the official formulation).
+  and the dense AMM, the dense one being the official formulation; MaskGAN: the bf16 fast path), each with its
+  largest absolute difference from, and PSNR to, the facezoo fp32 output.
+
+A method trained in stages needs files an earlier stage makes (pSp's StyleGAN2 decoder, MaskGAN's stage-1 MaskVAE);
+when they are absent, random ones of the configured architecture stand in (``BenchSpec.stand_ins``: the networks'
+time does not depend on their weights) and the section says so.
 
 Time: median of ``--repeats`` calls (``--train-repeats`` for the training step) after one warm-up call;
 images/s = batch / median time. Memory: what the warm-up and measured calls needed above what the process held
@@ -39,7 +44,7 @@ runs them in this process: faster, but a row may reuse memory an earlier one fre
 view at 128² (``data.size=...`` changes it) on one torch thread.
 
 Every method is benchmarked the same way; :data:`BENCHES` holds only what differs (the official side, another
-inference call, variants), so a new method needs no entry until it has one of those.
+inference call, variants, stand-ins), so a new method needs no entry until it has one of those.
 
 ``--append FILE`` appends the section (command line, machine, table) to FILE; ``make bench`` runs the renderer
 and every method with a model config named after it (``--list``), with ``--official`` where
