@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from facezoo.data.synthetic import SyntheticFaces
 from facezoo.metrics import mean_iou, pixel_accuracy
 from facezoo.nets.parser import SyntheticFaceParser
-from facezoo.nets.training import check_common_arguments, descend, report, run_steps, script_parser
+from facezoo.nets.training import descend, parse_arguments, report, run_steps, script_parser
 from facezoo.ops import random_blur
 
 
@@ -72,11 +72,9 @@ def train(out: Path, steps: int = 1500, batch_size: int = 32, size: int = 64, wi
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = script_parser(__doc__, steps=1500, batch_size=32, lr=2e-3, width=16)
-    parser.add_argument("--identities", type=int, default=1000, help="training identities (default 1000)")
+    parser = script_parser(__doc__, steps=1500, batch_size=32, lr=2e-3, width=16, identities=1000)
     parser.add_argument("--test-samples", type=int, default=256, help="held-out test faces (default 256)")
-    args = parser.parse_args(argv)
-    check_common_arguments(parser, args)
+    args = parse_arguments(parser, argv)
     meta = train(Path(args.out), args.steps, args.batch_size, args.size, args.width, args.lr, args.seed,
                  args.identities, args.test_samples, args.num_workers, args.blur)
     return report(meta, f"wrote {args.out}; held-out pixel accuracy {meta['test_pixel_accuracy']:.4f} (blurred "

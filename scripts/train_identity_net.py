@@ -24,7 +24,7 @@ import torch
 
 from facezoo.data.synthetic import SyntheticFaces
 from facezoo.nets.identity import SyntheticIdentityNet, cosface_loss, roc_auc, verification_scores
-from facezoo.nets.training import check_common_arguments, descend, report, run_steps, script_parser
+from facezoo.nets.training import descend, parse_arguments, report, run_steps, script_parser
 from facezoo.ops import random_blur
 
 
@@ -71,13 +71,11 @@ def train(out: Path, steps: int = 1500, batch_size: int = 64, size: int = 64, wi
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = script_parser(__doc__, steps=1500, batch_size=64, lr=2e-3, width=16)
+    parser = script_parser(__doc__, steps=1500, batch_size=64, lr=2e-3, width=16, identities=1000)
     parser.add_argument("--dim", type=int, default=128, help="embedding size (default 128)")
-    parser.add_argument("--identities", type=int, default=1000, help="training identities (default 1000)")
     parser.add_argument("--test-identities", type=int, default=100, help="held-out identities (default 100)")
     parser.add_argument("--test-views", type=int, default=8, help="faces per held-out identity (default 8)")
-    args = parser.parse_args(argv)
-    check_common_arguments(parser, args)
+    args = parse_arguments(parser, argv)
     if args.identities < 2 or args.test_views < 2:
         print("train_identity_net: error: --identities and --test-views must be at least 2", file=sys.stderr)
         return 2

@@ -24,7 +24,7 @@ import torch
 
 from facezoo.data.synthetic import SyntheticReposing
 from facezoo.nets.landmarks import HeatmapLandmarkNet, dataset_nme, stack_faces, training_step
-from facezoo.nets.training import check_common_arguments, report, run_steps, script_parser
+from facezoo.nets.training import parse_arguments, report, run_steps, script_parser
 from facezoo.ops import random_blur
 
 
@@ -56,12 +56,10 @@ def train(out: Path, steps: int = 1500, batch_size: int = 16, size: int = 64, wi
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = script_parser(__doc__, steps=1500, batch_size=16, lr=2e-3, width=16,
+    parser = script_parser(__doc__, steps=1500, batch_size=16, lr=2e-3, width=16, identities=200,
                            batch_help="samples per step, 3 faces each")
-    parser.add_argument("--identities", type=int, default=200, help="training identities (default 200)")
     parser.add_argument("--eval-samples", type=int, default=128, help="held-out test samples (default 128)")
-    args = parser.parse_args(argv)
-    check_common_arguments(parser, args)
+    args = parse_arguments(parser, argv)
     meta = train(Path(args.out), args.steps, args.batch_size, args.size, args.width, args.lr, args.seed,
                  args.identities, args.eval_samples, args.num_workers, args.blur)
     return report(meta, f"wrote {args.out}; held-out NME {meta['test_nme']:.4f} on {meta['test_faces']} test faces")

@@ -62,6 +62,25 @@ def one_line_error(fn, *needles: str, kind: type[Exception] | None = None) -> st
     return message
 
 
+def load_script(path: str):
+    """A file of ``scripts/`` (``"train_face_parser.py"``, ``"fixtures/make_maskgan.py"``) imported as a module."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(Path(path).stem, ROOT / "scripts" / path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def empty_weight_cache(tmp_path, monkeypatch) -> Path:
+    """A weight cache (``$FACEZOO_CACHE`` = ``tmp_path``, offline) with nothing in it and no packaged networks."""
+    monkeypatch.setenv("FACEZOO_CACHE", str(tmp_path))
+    monkeypatch.setenv("FACEZOO_OFFLINE", "1")
+    monkeypatch.setattr("facezoo.nets.weights.packaged_dir", lambda: tmp_path / "nothing")
+    return tmp_path
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

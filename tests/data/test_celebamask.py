@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import one_line_error
+from conftest import load_script, one_line_error
 from PIL import Image
 
 from facezoo.data import celebamask
@@ -434,9 +434,7 @@ def test_inter_masks_written_once_in_the_demo_layout_feed_stage_2(exported, trut
     torch.manual_seed(0)
     vae_file = tmp_path / "vae.pth"                                      # the demo's VAE(19, 32, 32, 1024) format
     torch.save(to_official_state_dict(networks.MaskVAE(resolution=MASK)), vae_file)
-    spec = importlib.util.spec_from_file_location("make_inter_masks", ROOT / "scripts" / "make_inter_masks.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = load_script("make_inter_masks.py")
     assert script.main(["--vae", str(vae_file), "--root", str(root), "--batch-size", "5"]) == 0
     assert "wrote 12 masks" in capsys.readouterr().out
     train = CelebAMaskHQ(root, split="train", size=MASK)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from conftest import load_script
 from PIL import Image
 
 from facezoo.data.video300w import (
@@ -27,9 +27,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _exporter():
-    spec = importlib.util.spec_from_file_location("make_synthetic", ROOT / "scripts" / "make_synthetic.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_script("make_synthetic.py")
     return module
 
 

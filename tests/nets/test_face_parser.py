@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
 import torch
+from conftest import load_script
 
 from facezoo.data.synthetic import SyntheticFaces
 from facezoo.metrics import compute_metrics
@@ -45,15 +45,11 @@ def test_the_shipped_parser_reads_held_out_faces(monkeypatch, tmp_path):
     assert wrong["mask_accuracy"] < right["mask_accuracy"] - 0.05            # another face's mask fits worse
 
 
-def test_checkpoint_resolution_and_training_script(tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv("FACEZOO_CACHE", str(tmp_path))
-    monkeypatch.setenv("FACEZOO_OFFLINE", "1")
-    monkeypatch.setattr("facezoo.nets.weights.packaged_dir", lambda: tmp_path / "nothing")
+def test_checkpoint_resolution_and_training_script(empty_weight_cache, capsys):
+    tmp_path = empty_weight_cache
     with pytest.raises(WeightsNotFoundError, match="train_face_parser.py"):
         SyntheticFaceParser.from_pretrained()
-    spec = importlib.util.spec_from_file_location("train_face_parser", ROOT / "scripts" / "train_face_parser.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = load_script("train_face_parser.py")
     out = tmp_path / WEIGHTS["synthetic_parser"].filename
     assert script.main(["--out", str(out), "--steps", "3", "--batch-size", "4", "--size", "32", "--width", "4",
                         "--identities", "4", "--test-samples", "4", "--num-workers", "0"]) == 0

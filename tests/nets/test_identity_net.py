@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
 import math
 from pathlib import Path
 
 import pytest
 import torch
+from conftest import load_script
 
 from facezoo.data.synthetic import SyntheticFaces
 from facezoo.metrics import compute_metrics
@@ -76,15 +76,11 @@ def test_the_shipped_network_tells_held_out_identities_apart(monkeypatch, tmp_pa
     assert pairs["id_sim_synthetic"] > shuffled["id_sim_synthetic"] + 0.2
 
 
-def test_checkpoint_resolution_and_training_script(tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv("FACEZOO_CACHE", str(tmp_path))
-    monkeypatch.setenv("FACEZOO_OFFLINE", "1")
-    monkeypatch.setattr("facezoo.nets.weights.packaged_dir", lambda: tmp_path / "nothing")
+def test_checkpoint_resolution_and_training_script(empty_weight_cache, capsys):
+    tmp_path = empty_weight_cache
     with pytest.raises(WeightsNotFoundError, match="train_identity_net.py"):
         SyntheticIdentityNet.from_pretrained()
-    spec = importlib.util.spec_from_file_location("train_identity_net", ROOT / "scripts" / "train_identity_net.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = load_script("train_identity_net.py")
     out = tmp_path / WEIGHTS["synthetic_identity"].filename
     assert script.main(["--out", str(out), "--steps", "3", "--batch-size", "4", "--size", "32", "--width", "4",
                         "--dim", "8", "--identities", "4", "--test-identities", "3", "--test-views", "2",

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
 import torch
+from conftest import load_script
 
 from facezoo.data.synthetic import SyntheticReposing
 from facezoo.face.heatmaps import landmark_heatmaps
@@ -105,9 +105,7 @@ def test_checkpoint_round_trip_and_weight_resolution(tmp_path, monkeypatch):
 
 
 def test_training_script_writes_a_checkpoint_with_its_heldout_nme(tmp_path, capsys):
-    spec = importlib.util.spec_from_file_location("train_landmark_net", ROOT / "scripts" / "train_landmark_net.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = load_script("train_landmark_net.py")
     out = tmp_path / "lm.pt"
     assert script.main(["--out", str(out), "--steps", "2", "--batch-size", "2", "--size", "32", "--width", "4",
                         "--eval-samples", "2", "--num-workers", "0"]) == 0

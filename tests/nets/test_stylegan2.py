@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import load_script
 
 from facezoo.nets import stylegan2 as S
 from facezoo.nets.stylegan2 import (
@@ -538,9 +539,7 @@ def test_ada_conversion_refuses(edit, match):
 
 
 def test_convert_script(tmp_path, capsys):
-    spec = importlib.util.spec_from_file_location("convert_stylegan2", ROOT / "scripts" / "convert_stylegan2.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = load_script("convert_stylegan2.py")
     src = tmp_path / "g_ema.pt"
     torch.save({"G_ema": MK.seeded_ada_state_dict(with_w_avg=False)}, src)
     out = tmp_path / "out" / "rosinality.pt"
@@ -570,9 +569,7 @@ def test_live_stylegan2_ada(tmp_path):
     pkl = tmp_path / "network-snapshot.pkl"
     with open(pkl, "wb") as f:
         pickle.dump({"G": G, "D": D, "G_ema": G}, f)
-    spec = importlib.util.spec_from_file_location("convert_stylegan2", ROOT / "scripts" / "convert_stylegan2.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = load_script("convert_stylegan2.py")
     state_dict, module = script.read_source(pkl, "G_ema", Path(OFFICIAL_ADA))
     loaded, _ = load_rosinality(_convert_to(tmp_path / "from_pkl.pt", state_dict))
     assert script.verify(module, loaded, None) < TOL

@@ -11,17 +11,17 @@ import argparse
 import json
 import sys
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import torch
 
-__all__ = ["script_parser", "check_common_arguments", "report", "descend", "run_steps"]
+__all__ = ["script_parser", "parse_arguments", "report", "descend", "run_steps"]
 
 
-def script_parser(doc: str, *, steps: int, batch_size: int, lr: float, width: int,
+def script_parser(doc: str, *, steps: int, batch_size: int, lr: float, width: int, identities: int,
                   batch_help: str = "faces per step") -> argparse.ArgumentParser:
     """The script's parser (described by the first paragraph of ``doc``) with the shared options, these defaults:
-    ``--out --steps --batch-size --size --width --lr --seed --num-workers --blur``."""
+    ``--out --steps --batch-size --size --width --lr --seed --identities --num-workers --blur``."""
     parser = argparse.ArgumentParser(description=doc.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", required=True, help="checkpoint file to write")
@@ -31,16 +31,20 @@ def script_parser(doc: str, *, steps: int, batch_size: int, lr: float, width: in
     parser.add_argument("--width", type=int, default=width, help=f"channels of the stem (default {width})")
     parser.add_argument("--lr", type=float, default=lr, help=f"Adam (peak) learning rate (default {lr:g})")
     parser.add_argument("--seed", type=int, default=0, help="data and initialisation seed (default 0)")
+    parser.add_argument("--identities", type=int, default=identities,
+                        help=f"training identities (default {identities})")
     parser.add_argument("--num-workers", type=int, default=1, help="data loader workers (default 1)")
     parser.add_argument("--blur", type=float, default=0.5, help="probability of blurring a face (default 0.5)")
     return parser
 
 
-def check_common_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    """Exit with status 2 and one line when ``--steps`` or ``--batch-size`` is not positive."""
+def parse_arguments(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
+    """Parse ``argv``; exit with status 2 and one line when ``--steps`` or ``--batch-size`` is not positive."""
+    args = parser.parse_args(argv)
     if args.steps < 1 or args.batch_size < 1:
         print(f"{parser.prog}: error: --steps and --batch-size must be positive", file=sys.stderr)
         sys.exit(2)
+    return args
 
 
 def report(meta: Mapping, summary: str) -> int:
