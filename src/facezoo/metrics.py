@@ -516,7 +516,7 @@ def _parsed_accuracy_edited(fake: torch.Tensor, real: torch.Tensor | None,
     the batch; 1 when nothing was edited): does the face show the edit?"""
     edited = edited_pixels(source_mask, target_mask)
     right = (parser(fake) == target_mask) & edited
-    return right.sum().float() / edited.sum().clamp(min=1) if edited.any() else fake.new_ones(())
+    return right.sum().float() / edited.sum() if edited.any() else fake.new_ones(())
 
 
 def _l1_edited(fake: torch.Tensor, real: torch.Tensor, target_mask: torch.Tensor,
