@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import signal
 import subprocess
 import sys
 
@@ -45,22 +46,47 @@ def test_csv_logger_records_loss_terms(tiny_tpgan_run):
     assert "train/d_adversarial_step" in columns
 
 
-def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tiny_tpgan_run, tmp_path):
-    """Interrupt after epoch 1, resume from last.ckpt to epoch 2: identical weights to the 2-epoch run."""
-    first = tmp_path / "first"
-    checksum = ["+callbacks.param_checksum._target_=facezoo.callbacks.ParamChecksum"]
-    run_module("facezoo.train", *TINY_TPGAN, "trainer.max_epochs=1", *checksum,
-               f"+callbacks.param_checksum.dirpath={first}", f"hydra.run.dir={first}")
-    resumed = tmp_path / "resumed"
-    run_module("facezoo.train", *TINY_TPGAN, "trainer.max_epochs=2", *checksum,
-               f"+callbacks.param_checksum.dirpath={resumed}", f"hydra.run.dir={resumed}",
-               f"ckpt_path={first / 'checkpoints' / 'last.ckpt'}")
-    once = read_json(first / "param_checksum_rank0.json")
-    full = read_json(tiny_tpgan_run / "param_checksum_rank0.json")
-    again = read_json(resumed / "param_checksum_rank0.json")
-    assert once["sha256"] != full["sha256"]  # the second epoch changed the weights ...
-    assert again["sha256"] == full["sha256"]  # ... exactly as in the uninterrupted run
-    assert again["global_step"] == full["global_step"]
+def test_a_run_killed_at_any_moment_resumes_to_the_same_weights(tiny_tpgan_run, tmp_path):
+    """kill -9 twice in a run of 2 epochs of 2 batches that checkpoints after every batch, each time resumed from
+    last.ckpt: (1) halfway through writing a checkpoint (epoch 0's end, so last.ckpt is the mid-epoch one after batch
+    0), (2) between two checkpoints in epoch 1 (last.ckpt: after batch 0 of epoch 1, whose order the loader must
+    rebuild). last.ckpt is
+    whole and loadable after each kill, and the final weights and optimizer states equal the uninterrupted run's,
+    tensor for tensor (the mid-epoch resumes train on the batches the uninterrupted run trains on)."""
+    run = tmp_path / "run"
+    last = run / "checkpoints" / "last.ckpt"
+    args = [*TINY_TPGAN, "trainer.max_epochs=2", "trainer.val_check_interval=1",
+            "+callbacks.model_checkpoint.save_on_train_epoch_end=false", f"hydra.run.dir={run}",
+            "+callbacks.fail._target_=facezoo.callbacks.FailAt"]
+
+    def loop_position(ckpt):
+        epoch_loop = ckpt["loops"]["fit_loop"]["epoch_loop.batch_progress"]["current"]
+        return ckpt["epoch"], epoch_loop["completed"]
+
+    killed = run_module("facezoo.train", *args, "+callbacks.fail.epoch=0", "+callbacks.fail.batch=1",
+                        "+callbacks.fail.how=kill_while_saving", check=False)
+    assert killed.returncode == -signal.SIGKILL
+    assert len(list(last.parent.glob(".*.ckpt.*.tmp"))) == 1  # the half-written file, never renamed
+    assert loop_position(torch.load(last, map_location="cpu", weights_only=True)) == (0, 1)
+
+    killed = run_module("facezoo.train", *args, "+callbacks.fail.epoch=1", "+callbacks.fail.batch=1",
+                        "+callbacks.fail.how=kill", f"ckpt_path={last}", check=False)
+    assert killed.returncode == -signal.SIGKILL
+    assert "not resumable" not in killed.stderr  # Lightning's warning for a loader without state
+    assert not list(last.parent.glob(".*.tmp"))  # the next checkpoint written removed the leftover
+    assert loop_position(torch.load(last, map_location="cpu", weights_only=True)) == (1, 1)
+
+    run_module("facezoo.train", *args[:-1], f"ckpt_path={last}")
+    resumed = torch.load(last, map_location="cpu", weights_only=True)
+    uninterrupted = torch.load(tiny_tpgan_run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert resumed["global_step"] == uninterrupted["global_step"]
+    assert resumed["state_dict"].keys() == uninterrupted["state_dict"].keys()
+    for name, tensor in uninterrupted["state_dict"].items():
+        assert torch.equal(resumed["state_dict"][name], tensor), name
+    for mine, theirs in zip(resumed["optimizer_states"], uninterrupted["optimizer_states"], strict=True):
+        for (index, state), (_, expected) in zip(mine["state"].items(), theirs["state"].items(), strict=True):
+            for key, value in expected.items():
+                assert torch.equal(state[key], value), (index, key)
 
 
 def test_missing_resume_checkpoint_is_one_line(tmp_path):

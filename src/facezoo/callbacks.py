@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import io
+import os
+import signal
 from pathlib import Path
 
 import lightning as L
@@ -100,16 +103,45 @@ def param_checksum(module: torch.nn.Module) -> dict[str, object]:
 
 
 class FailAt(L.Callback):
-    """Fault injection: raise a :class:`~facezoo.utils.FacezooError` on one rank at the start of one training batch
-    (``+callbacks.fail._target_=facezoo.callbacks.FailAt +callbacks.fail.rank=1``), to check that a failing rank
-    takes a DDP job down instead of leaving the others waiting in a collective."""
+    """Fault injection at the start of one training batch on one rank (``+callbacks.fail._target_=
+    facezoo.callbacks.FailAt +callbacks.fail.batch=2``), to check what a failure leaves behind.
 
-    def __init__(self, rank: int = 0, batch: int = 0):
-        self.rank, self.batch = int(rank), int(batch)
+    Args:
+        rank, epoch, batch: where (``epoch=None``: the first epoch that reaches ``batch``).
+        how: ``raise`` a :class:`~facezoo.utils.FacezooError` (a failing DDP rank must take the job down instead of
+            leaving the others waiting in a collective); ``kill``: SIGKILL, no cleanup at all (a crash, the OOM
+            killer, a pre-empted node); ``kill_while_saving``: SIGKILL halfway through the bytes of the next
+            checkpoint write, into the temporary file of :func:`atomic_write` (as
+            :class:`~facezoo.checkpoints.AtomicCheckpointIO` writes).
+    """
+
+    HOW = ("raise", "kill", "kill_while_saving")
+
+    def __init__(self, rank: int = 0, batch: int = 0, epoch: int | None = None, how: str = "raise"):
+        if how not in self.HOW:
+            raise FacezooError(f"FailAt: how={how!r}; choose one of {', '.join(self.HOW)}")
+        self.rank, self.batch, self.epoch, self.how = int(rank), int(batch), epoch, how
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
-        if trainer.global_rank == self.rank and batch_idx == self.batch:
+        here = (trainer.global_rank, batch_idx, trainer.current_epoch if self.epoch is None else self.epoch)
+        if here != (self.rank, self.batch, trainer.current_epoch):
+            return
+        if self.how == "raise":
             raise FacezooError(f"FailAt: the injected failure at batch {batch_idx}")
+        if self.how == "kill":
+            os.kill(os.getpid(), signal.SIGKILL)
+
+        def write_half_then_die(checkpoint, path, storage_options=None):
+            def write(f):
+                buffer = io.BytesIO()
+                torch.save(checkpoint, buffer)
+                f.write(buffer.getvalue()[: buffer.tell() // 2])
+                f.flush()
+                os.kill(os.getpid(), signal.SIGKILL)
+
+            atomic_write(path, write)
+
+        trainer.strategy.checkpoint_io.save_checkpoint = write_half_then_die
 
 
 class ParamChecksum(L.Callback):

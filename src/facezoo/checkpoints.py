@@ -43,13 +43,17 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     the page cache reaching the disk) can leave an empty or partial ``last.ckpt``; here a crash at any moment leaves
     the previous checkpoint or the whole new one, and a full disk ends the run with one line
     (:class:`~facezoo.utils.FacezooError`), the previous checkpoint intact. ``facezoo.train`` passes it to the
-    Trainer as a plugin.
+    Trainer as a plugin. The temporary files a killed write leaves behind (``.last.ckpt.*.tmp``) are removed at the
+    next checkpoint written in the same folder (a run's writes are sequential, on rank 0).
     """
 
     def save_checkpoint(self, checkpoint: dict, path, storage_options=None) -> None:
         if storage_options is not None:
             raise TypeError("AtomicCheckpointIO.save_checkpoint takes no storage_options")
+        path = Path(path)
         atomic_write(path, lambda f: torch.save(checkpoint, f))
+        for leftover in path.parent.glob(f".*{path.suffix}.*.tmp"):
+            leftover.unlink(missing_ok=True)
 
 
 class UntrustedCheckpointError(FacezooError):
