@@ -326,6 +326,20 @@ def test_cli_without_parser_weights_uses_the_landmarks(cli_files, tmp_path, sour
     assert result.shape == source.shape and (result != source).any(-1).mean() > 0.01
 
 
+def test_fast_path_is_close_to_the_fp32_output(cli_files, tmp_path):
+    from omegaconf import OmegaConf
+
+    from facezoo.methods.psgan.inference import run
+
+    cfg = OmegaConf.create({"ckpt_path": str(cli_files["ckpt"]), "weights": None, "detector": "dlib",
+                            "parser": "landmarks", "source": str(cli_files["source"]),
+                            "reference": str(cli_files["reference"]), "out": str(tmp_path / "exact.png")})
+    exact = run(cfg).astype(np.float64)
+    fast = run(OmegaConf.merge(cfg, {"fast": True, "out": str(tmp_path / "fast.png")})).astype(np.float64)
+    psnr = 10 * np.log10(255**2 / np.mean((fast - exact) ** 2))
+    assert 30 < psnr < np.inf, psnr                          # bf16 ran, and stayed close
+
+
 def test_run_with_parser_bisenet_and_no_weights_is_one_line_naming_the_file(cli_files, tmp_path):
     from omegaconf import OmegaConf
 

@@ -252,7 +252,8 @@ def load_generator(cfg: DictConfig) -> nn.Module:
 
 
 def run(cfg: DictConfig) -> np.ndarray:
-    """``python -m facezoo.infer model=psgan ...``: read, transfer, write ``out``; returns the image.
+    """``python -m facezoo.infer model=psgan ...``: read, transfer, write ``out``; returns the image. ``fast=true``:
+    the generator's bf16 fast path (:meth:`~facezoo.methods.psgan.networks.PSGANGenerator.fast_path`).
 
     Inputs are validated (files, faces) before any network is loaded, and ``out`` is written only at the
     end, atomically.
@@ -274,6 +275,8 @@ def run(cfg: DictConfig) -> np.ndarray:
              detect_face(reference_img, detector, str(cfg.reference)))
     parser = load_parser(cfg)
     generator = load_generator(cfg)
+    if cfg.get("fast"):
+        generator.fast_path()
     out = transfer(source_img, reference_img, generator, detector, parser, alpha=cfg.get("alpha", 1.0),
                    regions=regions, size=int(cfg.get("size", 256)), minmax=bool(cfg.get("minmax", False)),
                    names=(str(cfg.source), str(cfg.reference)), faces=faces)

@@ -474,6 +474,17 @@ def _region_tokens(features: Tensor, positions: Tensor, masks: Tensor, visual_we
     return tokens.flatten(3).transpose(2, 3).contiguous()           # (B, 3, hw, D); fused SDPA needs contiguous
 
 
+def _region_pixels(tokens: Tensor, inside: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """The tokens of each (image, region)'s pixels, first ``n`` rows, ``n`` the largest pixel count of a region
+    in the batch: ``(B, 3, n, D)`` tokens, their ``(B, 3, n)`` pixel indices and which rows are the region's (the
+    others are padding, taken from outside the region)."""
+    counts = inside.sum(-1, keepdim=True)                                      # (B, 3, 1)
+    n = int(counts.max())
+    index = torch.argsort((~inside).to(torch.uint8), dim=-1, stable=True)[..., :n]   # region pixels first, in order
+    valid = torch.arange(n, device=inside.device) < counts
+    return tokens.gather(2, index.unsqueeze(-1).expand(-1, -1, -1, tokens.shape[-1])), index, valid
+
+
 def _check_amm_inputs(fea_x, fea_y, pos_x, pos_y, masks_x, masks_y, gamma, beta) -> None:
     _check_4d("fea_x", fea_x)
     batch, channels = fea_x.shape[:2]
@@ -512,10 +523,12 @@ def attentive_makeup_morphing(
     before keeping only the non-zero entries. Source pixels outside the region get 0; the 3 regions are
     summed. β' is the same with β.
 
-    This is computed as one attention call over ``(B, 3)`` heads with an additive mask that keeps the
-    region's reference pixels, plus one *null key* (zero key, zero value, additive score
-    ``log |R̄_y|``) that carries the ``exp(0)`` terms — it also makes an empty reference region give 0
-    instead of NaN. The ``(3, HW, HW)`` matrix is never materialised.
+    This is computed as one attention call over ``(B, 3)`` heads between the region's pixels only (each
+    region's source and reference pixels are gathered first, padded to the batch's largest region, the padding
+    masked out), plus one *null key* (zero key, zero value, additive score ``log |R̄_y|``) that carries the
+    ``exp(0)`` terms — it also makes an empty reference region give 0 instead of NaN. The ``(3, HW, HW)`` matrix is
+    never materialised, and the work is ``#x-pixels × #y-pixels`` per region instead of ``HW × HW``: the lips and
+    eyes are a few percent of a face (4.2x faster than attending over all pixels at 256 px, docs/benchmarks.md).
 
     Args:
         fea_x: source visual feature (MANet, before its 4th block).
@@ -529,7 +542,7 @@ def attentive_makeup_morphing(
         chunk: ``None`` uses :func:`torch.nn.functional.scaled_dot_product_attention` (the value is
             zero-padded to the key width so that the fused flash / memory-efficient kernels apply);
             an int computes the same softmax explicitly for ``chunk`` source pixels at a time (peak memory
-            ``B * 3 * chunk * h_y * w_y`` scores).
+            ``B * 3 * chunk * n_y`` scores, ``n_y`` the largest region's reference pixels).
         visual_weight: weight of the visual features (0.01 official).
         scale: similarity multiplier before the softmax (200 official).
         per_region: return the per-region terms ``(B, 3, 1, h, w)`` instead of their sum.
@@ -557,21 +570,28 @@ def attentive_makeup_morphing(
         raise ValueError(f"chunk must be a positive int or None, got {chunk}")
     batch, regions = fea_x.shape[0], len(REGION_NAMES)
     (h, w), size_y = fea_x.shape[-2:], fea_y.shape[-2:]
+    hw_y = size_y[0] * size_y[1]
     dtype = fea_x.dtype
     m_x = _resize_masks(masks_x, (h, w), dtype)
     m_y = _resize_masks(masks_y, size_y, dtype)
     query = _region_tokens(fea_x, pos_x, m_x, visual_weight)                   # (B, 3, hw, D)
     key = _region_tokens(fea_y, pos_y, m_y, visual_weight)                     # (B, 3, hw_y, D)
-    in_y = m_y.flatten(2) != 0                                                 # (B, 3, hw_y)
     value = torch.stack([gamma.flatten(1), beta.flatten(1)], dim=-1)           # (B, hw_y, 2)
-    value = value.unsqueeze(1) * m_y.flatten(2).unsqueeze(-1)                  # (B, 3, hw_y, 2)
+    value = value.unsqueeze(1).expand(-1, regions, -1, -1)                     # (B, 3, hw_y, 2)
+
+    # Only the region's pixels take part: its source pixels (the others get 0) and its reference pixels (the
+    # others add exp(0) each to the denominator). Gathering them first makes the attention (#x-pixels, #y-pixels)
+    # per region instead of (hw, hw_y): the lips and eyes are a few percent of a face, the skin about half.
+    query, query_index, query_valid = _region_pixels(query, m_x.flatten(2) != 0)
+    key, key_index, key_valid = _region_pixels(key, m_y.flatten(2) != 0)
+    value = value.gather(2, key_index.unsqueeze(-1).expand(-1, -1, -1, 2))
 
     # The null key: zero vector, zero value, additive score log(#reference pixels outside the region).
-    outside = (~in_y).sum(-1, keepdim=True).to(dtype)                          # (B, 3, 1)
+    outside = (hw_y - key_valid.sum(-1, keepdim=True)).to(dtype)              # (B, 3, 1)
     null_score = torch.where(outside > 0, outside.log(), torch.full_like(outside, -math.inf))
-    bias = torch.where(in_y, torch.zeros((), dtype=dtype, device=in_y.device),
-                       torch.full((), -math.inf, dtype=dtype, device=in_y.device))
-    bias = torch.cat([bias, null_score], dim=-1).unsqueeze(2)                  # (B, 3, 1, hw_y + 1)
+    bias = torch.where(key_valid, torch.zeros((), dtype=dtype, device=key.device),
+                       torch.full((), -math.inf, dtype=dtype, device=key.device))
+    bias = torch.cat([bias, null_score], dim=-1).unsqueeze(2)                  # (B, 3, 1, n_y + 1)
     key = torch.cat([key, key.new_zeros(batch, regions, 1, key.shape[-1])], dim=2)
     value = torch.cat([value, value.new_zeros(batch, regions, 1, 2)], dim=2)
 
@@ -579,12 +599,13 @@ def attentive_makeup_morphing(
         padded = F.pad(value, (0, key.shape[-1] - 2))                           # fused kernels need D_v == D
         out = F.scaled_dot_product_attention(query, key, padded, attn_mask=bias, scale=scale)[..., :2]
     else:
-        pieces = []
+        pieces = [query.new_zeros(batch, regions, 0, 2)]
         for start in range(0, query.shape[2], chunk):
             logits = query[:, :, start:start + chunk] @ key.transpose(-1, -2) * scale + bias
             pieces.append(logits.softmax(-1) @ value)
-        out = torch.cat(pieces, dim=2)                                          # (B, 3, hw, 2)
-    out = out * (m_x.flatten(2) != 0).unsqueeze(-1).to(dtype)                  # rows outside the region: 0
+        out = torch.cat(pieces, dim=2)                                          # (B, 3, n_x, 2)
+    out = out * query_valid.unsqueeze(-1).to(dtype)                            # padding rows: 0
+    out = out.new_zeros(batch, regions, h * w, 2).scatter(2, query_index.unsqueeze(-1).expand(-1, -1, -1, 2), out)
     out = out.transpose(2, 3).reshape(batch, regions, 2, 1, h, w)
     gamma_out, beta_out = out[:, :, 0], out[:, :, 1]
     if per_region:
@@ -677,14 +698,19 @@ class AMM(nn.Module):
 
     def forward(self, fea_x: Tensor, fea_y: Tensor, pos_x: Tensor, pos_y: Tensor, masks_x: Tensor,
                 masks_y: Tensor, gamma: Tensor, beta: Tensor, per_region: bool = False) -> tuple[Tensor, Tensor]:
-        if self.mode == "dense":
-            if per_region:
-                raise ValueError("the dense AMM has no per_region output; use mode='sdpa' or 'chunked'")
-            return dense_reference_amm(fea_x, fea_y, pos_x, pos_y, masks_x, masks_y, gamma, beta, dtype=None,
-                                       visual_weight=self.visual_weight, scale=self.scale)
-        return attentive_makeup_morphing(fea_x, fea_y, pos_x, pos_y, masks_x, masks_y, gamma, beta,
-                                         chunk=self.chunk, visual_weight=self.visual_weight, scale=self.scale,
-                                         per_region=per_region)
+        if self.mode == "dense" and per_region:
+            raise ValueError("the dense AMM has no per_region output; use mode='sdpa' or 'chunked'")
+        # Always in fp32 (also under bf16 autocast and the bf16 fast path): the similarities are multiplied by 200
+        # before the softmax, so bf16's 3 significant digits would move the attention weights by whole percents.
+        dtype = torch.float32 if fea_x.dtype in (torch.float16, torch.bfloat16) else fea_x.dtype
+        inputs = [t.to(dtype) for t in (fea_x, fea_y, pos_x, pos_y, masks_x, masks_y, gamma, beta)]
+        with torch.autocast(fea_x.device.type, enabled=False):
+            if self.mode == "dense":
+                out = dense_reference_amm(*inputs, dtype=None, visual_weight=self.visual_weight, scale=self.scale)
+            else:
+                out = attentive_makeup_morphing(*inputs, chunk=self.chunk, visual_weight=self.visual_weight,
+                                                scale=self.scale, per_region=per_region)
+        return out[0].to(fea_x.dtype), out[1].to(fea_x.dtype)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -753,6 +779,24 @@ class PSGANGenerator(nn.Module):
         self.mdnet = MDNet(width)
         self.manet = MANet(width)
         self.amm = AMM(amm, chunk)
+        self.fast_dtype: torch.dtype | None = None        # fast_path(): bf16 weights
+
+    def fast_path(self) -> PSGANGenerator:
+        """Inference fast path: MDNet's and MANet's weights in bf16 (the images cast to it, the output back to
+        fp32); the AMM stays in fp32 (:class:`AMM`). docs/benchmarks.md has its speed and its PSNR to fp32. For
+        inference, not training; irreversible (load the network again for fp32).
+
+        Returns:
+            ``self``, in eval mode.
+        """
+        self.fast_dtype = torch.bfloat16
+        return self.to(self.fast_dtype).eval()
+
+    def _input(self, image: Tensor) -> Tensor:
+        return image if self.fast_dtype is None else image.to(self.fast_dtype)
+
+    def _output(self, image: Tensor) -> Tensor:
+        return image if self.fast_dtype is None else image.float()
 
     def _check_inputs(self, source, reference, source_landmarks, reference_landmarks, source_regions,
                       reference_regions) -> None:
@@ -792,23 +836,26 @@ class PSGANGenerator(nn.Module):
         """The morphed makeup matrices ``(gamma', beta')``, each ``(B, 1, H/4, W/4)`` (first inference pass)."""
         self._check_inputs(source, reference, source_landmarks, reference_landmarks, source_regions,
                            reference_regions)
+        source, reference = self._input(source), self._input(reference)
         features = self.manet.encode(source)
-        return self._morph(features, source, reference, source_landmarks, reference_landmarks, source_regions,
-                           reference_regions, alpha, regions)
+        gamma, beta = self._morph(features, source, reference, source_landmarks, reference_landmarks,
+                                  source_regions, reference_regions, alpha, regions)
+        return self._output(gamma), self._output(beta)
 
     def apply(self, source: Tensor, gamma: Tensor, beta: Tensor) -> Tensor:
         """Apply given makeup matrices to ``source`` (second inference pass); ``(B, 3, H, W)`` in [-1, 1]."""
-        return self.manet(source, gamma, beta)
+        return self._output(self.manet(self._input(source), self._input(gamma), self._input(beta)))
 
     def forward(self, source: Tensor, reference: Tensor, source_landmarks: Tensor, reference_landmarks: Tensor,
                 source_regions: Tensor, reference_regions: Tensor, alpha: float | Tensor = 1.0,
                 regions: Sequence[str] | None = None) -> Tensor:
         self._check_inputs(source, reference, source_landmarks, reference_landmarks, source_regions,
                            reference_regions)
+        source, reference = self._input(source), self._input(reference)
         features = self.manet.encode(source)
         gamma, beta = self._morph(features, source, reference, source_landmarks, reference_landmarks,
                                   source_regions, reference_regions, alpha, regions)
-        return self.manet.decode(features, gamma, beta)
+        return self._output(self.manet.decode(features, gamma, beta))
 
 
 # ----------------------------------------------------------------------------------------------------------
