@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import importlib
 import os
 import shutil
 import socket
@@ -60,6 +61,43 @@ def one_line_error(fn, *needles: str, kind: type[Exception] | None = None) -> st
     for needle in needles:
         assert needle in message, f"{needle!r} not in {message!r}"
     return message
+
+
+#: Hydra leaves the process's logging alone in the in-process calls.
+QUIET = ["hydra/job_logging=none", "hydra/hydra_logging=none"]
+
+
+def call_main(entry: str, args, monkeypatch, capsys) -> tuple[int | None, str]:
+    """``python -m <entry> <args>`` in-process (the Hydra ``main``): ``(exit status or None, stderr)``."""
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.hydra_config import HydraConfig
+
+    GlobalHydra.instance().clear()
+    monkeypatch.setattr(sys, "argv", [entry, *map(str, args), *QUIET])
+    module = importlib.import_module(entry)
+    capsys.readouterr()
+    try:
+        module.main()
+        code = None
+    except SystemExit as exit_:
+        code = exit_.code
+    finally:                     # leave no Hydra state behind for the next test
+        GlobalHydra.instance().clear()
+        HydraConfig.instance().cfg = None
+    return code, capsys.readouterr().err
+
+
+def error_line(stderr: str, entry: str) -> str:
+    """The one error line of ``stderr`` (and that there is exactly one, and no traceback)."""
+    assert "Traceback" not in stderr, stderr
+    lines = [line for line in stderr.splitlines() if "error" in line.lower()]
+    assert len(lines) == 1 and lines[0].startswith(f"{entry}: error: "), stderr
+    return lines[0]
+
+
+def files_under(folder: Path) -> dict[str, bytes]:
+    """Every file below ``folder``, relative path → bytes (to check that a failed run left them as they were)."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 def load_script(path: str):

@@ -13,14 +13,13 @@ import importlib
 import os
 import re
 import shutil
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import skimage.data
 import torch
-from conftest import one_line_error, run_module
+from conftest import call_main, error_line, files_under, one_line_error, run_module
 from PIL import Image
 
 from facezoo.config import compose
@@ -42,42 +41,6 @@ TINY_GANNOTATION = [
     "+model.schedulers.generator._partial_=true", "+model.schedulers.generator.step_size=1",
     "+model.schedulers.generator.gamma=1e34",
 ]
-
-#: Hydra leaves the process's logging alone in the in-process calls.
-QUIET = ["hydra/job_logging=none", "hydra/hydra_logging=none"]
-
-
-def call_main(entry: str, args, monkeypatch, capsys) -> tuple[int | None, str]:
-    """``python -m <entry> <args>`` in-process (the Hydra ``main``): ``(exit status or None, stderr)``."""
-    from hydra.core.global_hydra import GlobalHydra
-    from hydra.core.hydra_config import HydraConfig
-
-    GlobalHydra.instance().clear()
-    monkeypatch.setattr(sys, "argv", [entry, *map(str, args), *QUIET])
-    module = importlib.import_module(entry)
-    capsys.readouterr()
-    try:
-        module.main()
-        code = None
-    except SystemExit as exit_:
-        code = exit_.code
-    finally:                     # leave no Hydra state behind for the next test
-        GlobalHydra.instance().clear()
-        HydraConfig.instance().cfg = None
-    return code, capsys.readouterr().err
-
-
-def error_line(stderr: str, entry: str) -> str:
-    """The one error line of ``stderr`` (and that there is exactly one, and no traceback)."""
-    assert "Traceback" not in stderr, stderr
-    lines = [line for line in stderr.splitlines() if "error" in line.lower()]
-    assert len(lines) == 1 and lines[0].startswith(f"{entry}: error: "), stderr
-    return lines[0]
-
-
-def files_under(folder: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
-
 
 # ------------------------------------------------------------------------------------------------ fixtures
 @pytest.fixture(scope="module")

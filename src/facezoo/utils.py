@@ -44,8 +44,29 @@ EXIT_USAGE = 2
 
 
 def one_line(err: BaseException) -> str:
-    """An exception's message on one line (whitespace runs collapsed); its type name when it has none."""
-    return " ".join(str(err).split()) or type(err).__name__
+    """An exception's message on one line (whitespace runs collapsed); its type name when it has none.
+
+    An error raised in a DataLoader worker (a damaged file of a dataset, read with ``data.num_workers > 0``) comes
+    back re-raised by torch with the worker's whole traceback as its message; only the original message is kept.
+
+    Example:
+        >>> one_line(FacezooError("a.png: cannot read image\\n  (truncated)"))
+        'a.png: cannot read image (truncated)'
+    """
+    return " ".join(_worker_message(str(err)).split()) or type(err).__name__
+
+
+def _worker_message(text: str) -> str:
+    """The original message of torch's ``Caught <Error> in DataLoader worker process N.\\nOriginal Traceback ...``
+    (its last unindented ``module.Error: message`` line and what follows it), or ``text`` as it is."""
+    if not (text.startswith("Caught ") and "\nOriginal Traceback" in text):
+        return text
+    lines = text.splitlines()
+    for i in range(len(lines) - 1, 0, -1):
+        name, sep, message = lines[i].partition(": ")
+        if sep and name and not name[0].isspace() and name.replace(".", "").replace("_", "").isalnum():
+            return "\n".join([message, *lines[i + 1:]])
+    return text
 
 
 def _user_error_types() -> tuple[type[BaseException], ...]:

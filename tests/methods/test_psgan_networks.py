@@ -425,7 +425,7 @@ def test_official_loader_errors(tmp_path, monkeypatch):
     with pytest.raises(FacezooError, match=r"missing tnet_out.0.weight; unexpected extra.weight"):
         load_official_generator(tmp_path / "partial.pth", width=0.125)
     torch.save(official_state_dict_from(generator), tmp_path / "G.pth")
-    with pytest.raises(FacezooError, match="width 0.25: size mismatch"):
+    with pytest.raises(FacezooError, match=r"width 0.25 \(wrong shapes pnet_bottleneck_1\.main\.0\.weight \(32, 32,"):
         load_official_generator(tmp_path / "G.pth", width=0.25)
     with pytest.raises(WeightsNotFoundError, match="weights='psgan_g'|weights 'psgan_g'"):
         load_official_generator(tmp_path / "absent.pth")
@@ -437,3 +437,22 @@ def test_doctests():
     for module in (N, O):
         result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
         assert result.attempted > 3 and result.failed == 0
+
+
+def test_fast_path_runs_bf16_convolutions_and_an_fp32_amm():
+    """``fast_path``: MDNet / MANet in bf16, output fp32 and close; the AMM computes in fp32 whatever its input
+    dtype (bf16 in, the fp32 result of the same values out, rounded to bf16), also under bf16 autocast."""
+    torch.manual_seed(0)
+    g = PSGANGenerator(width=0.25).eval()
+    inputs = _makeup_inputs(batch=2, size=64)
+    with torch.no_grad():
+        exact = g(*inputs)
+        fast = g.fast_path()(*inputs)
+    assert fast.dtype == torch.float32 and not torch.equal(fast, exact)               # bf16 did run
+    assert 10 * torch.log10(4 / ((fast - exact) ** 2).mean()) > 35                  # and stayed close
+
+    amm_inputs = [t.to(torch.bfloat16) for t in _amm_inputs()]
+    expected = attentive_makeup_morphing(*[t.float() for t in amm_inputs])[0]
+    with torch.autocast("cpu", torch.bfloat16):
+        got = AMM()(*amm_inputs)[0]
+    assert got.dtype == torch.bfloat16 and torch.equal(got, expected.to(torch.bfloat16))

@@ -105,7 +105,10 @@ def read_pts(path: str | Path) -> np.ndarray:
     path = Path(path)
     try:
         lines = [ln.strip() for ln in path.read_text().splitlines() if ln.strip()]
-    except (OSError, UnicodeDecodeError) as err:
+    except UnicodeDecodeError as err:
+        raise FacezooError(f"{path}: not a text .pts file (byte 0x{err.object[err.start]:02x} at offset {err.start} "
+                           "is not UTF-8)") from None
+    except OSError as err:
         raise FacezooError(f"{path}: cannot read the .pts file ({type(err).__name__})") from err
     header = {}
     i = 0

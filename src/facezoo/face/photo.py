@@ -35,6 +35,7 @@ from facezoo.utils import FacezooError, atomic_write, check_writable
 
 __all__ = [
     "MIN_SIDE",
+    "MAX_PIXELS",
     "PSGAN_MARGINS",
     "open_image",
     "read_photo",
@@ -57,6 +58,10 @@ log = logging.getLogger(__name__)
 
 #: Smallest accepted photo side in pixels (below it dlib finds no face and crops are meaningless).
 MIN_SIDE = 64
+#: Largest accepted photo, in pixels (5000×5000): checked from the file's header before decoding, so a huge photo
+#: is refused at no memory cost. Decoding alone takes several bytes a pixel, and the pipelines' paste-back works
+#: on float64 copies of the whole photo (24 bytes a pixel each): a 6000×6000 photo would need gigabytes.
+MAX_PIXELS = 25_000_000
 
 #: PSGAN's crop margins (``psgan/config.py: PREPROCESS.UP_RATIO, DOWN_RATIO, WIDTH_RATIO``).
 PSGAN_MARGINS = {"up": 0.6 / 0.85, "down": 0.2 / 0.85, "width": 0.2 / 0.85}
@@ -109,19 +114,20 @@ def open_image(path: str | os.PathLike, what: str = "image") -> Image.Image:
         raise FacezooError(f"{path}: unreadable or truncated {what} ({reason})") from None
 
 
-def read_photo(path: str | os.PathLike, min_side: int = MIN_SIDE) -> np.ndarray:
+def read_photo(path: str | os.PathLike, min_side: int = MIN_SIDE, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """Read a photo as RGB uint8, with one-line errors a user can act on.
 
     Args:
         path: image file (anything Pillow opens: PNG, JPEG, BMP, TIFF, WebP...).
         min_side: reject images whose shorter side is below this many pixels.
+        max_pixels: reject images of more pixels than this, before decoding them (:data:`MAX_PIXELS`).
 
     Returns:
         ``(H, W, 3)`` uint8 RGB array in [0, 255], EXIF orientation applied.
 
     Raises:
-        FacezooError: the file is missing, not an image, truncated, of an unsupported kind, or too small;
-            the message starts with the path.
+        FacezooError: the file is missing, not an image, truncated, of an unsupported kind, too small or too
+            large; the message starts with the path.
 
     Example:
         >>> import tempfile, os
@@ -134,7 +140,8 @@ def read_photo(path: str | os.PathLike, min_side: int = MIN_SIDE) -> np.ndarray:
     if not path.is_file():
         raise FacezooError(f"{path}: no such file")
     try:
-        with Image.open(path) as img:
+        with Image.open(path) as img:                   # reads the header only
+            _check_pixels(path, img.size, max_pixels)
             img.load()                                   # decodes now: truncated files fail here
             img = ImageOps.exif_transpose(img)
             image = _to_uint8_rgb(img, str(path))
@@ -151,6 +158,13 @@ def read_photo(path: str | os.PathLike, min_side: int = MIN_SIDE) -> np.ndarray:
     if min(h, w) < min_side:
         raise FacezooError(f"{path}: image is {w}x{h} pixels; faces need at least {min_side} pixels per side")
     return image
+
+
+def _check_pixels(path: Path, size: tuple[int, int], max_pixels: int) -> None:
+    w, h = size
+    if w * h > max_pixels:
+        raise FacezooError(f"{path}: image is {w}x{h} pixels ({w * h / 1e6:.1f} megapixels); facezoo reads photos of "
+                           f"at most {max_pixels / 1e6:g} megapixels: downscale it first")
 
 
 def check_output_path(path: str | os.PathLike) -> str:

@@ -39,11 +39,14 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from facezoo.utils import FacezooError
+
 __all__ = [
     "WeightSpec",
     "WEIGHTS",
     "WeightsNotFoundError",
     "UntrustedFileError",
+    "WeightFileError",
     "trusting_pickles",
     "Freezable",
     "PackagedNet",
@@ -52,6 +55,7 @@ __all__ = [
     "search_dirs",
     "resolve_weights",
     "load_state_dict_file",
+    "state_dict_mismatch",
 ]
 
 log = logging.getLogger(__name__)
@@ -256,6 +260,11 @@ class UntrustedFileError(ValueError):
     """A weight file that needs to unpickle Python objects, read without trust. The message is one line."""
 
 
+class WeightFileError(FacezooError, TypeError):
+    """A weight file that is not a readable state dict: damaged, truncated, not a torch file, or holding something
+    else than a mapping of tensors. One line naming the file (a ``TypeError`` too, as the loader raised before)."""
+
+
 def pickled_global(err: BaseException) -> str | None:
     """The object a ``torch.load(weights_only=True)`` error refused to unpickle (``"argparse.Namespace"``), or
     ``None`` when the error is something else (a damaged or foreign file)."""
@@ -441,7 +450,8 @@ def load_state_dict_file(
 
     Raises:
         UntrustedFileError: the file needs unpickling and pickles are not allowed (one line naming the object).
-        TypeError: the file does not contain a mapping of tensors.
+        WeightFileError: the file is damaged, truncated or not a torch file, or does not hold a mapping of tensors
+            (one line naming it; a ``FacezooError`` and a ``TypeError``).
 
     Example:
         >>> import os, tempfile
@@ -460,23 +470,49 @@ def load_state_dict_file(
     except pickle.UnpicklingError as err:
         what = pickled_global(err)
         if what is None:               # not a pickled object: a damaged or foreign file
-            raise
+            raise _unreadable(path, err) from None
         if not (_TRUST_PICKLES.get() if allow_pickle is None else allow_pickle):
             raise UntrustedFileError(f"{path}: holds a pickled {what}, which facezoo does not unpickle from files "
                                      "(a pickle can run code); pass trust_checkpoint=true if you trust its "
                                      "source") from None
         log.warning("%s holds a pickled %s; unpickling it (trusted)", path, what)
         obj = torch.load(path, map_location="cpu", weights_only=False)
+    except (RuntimeError, EOFError, ValueError) as err:      # torch's zip reader, an empty file, safetensors
+        raise _unreadable(path, err) from None
     if isinstance(obj, Mapping) and isinstance(obj.get("state_dict"), Mapping):
         obj = obj["state_dict"]
     if not isinstance(obj, Mapping):
-        raise TypeError(f"{path} does not hold a state dict (got {type(obj).__name__})")
+        raise WeightFileError(f"{path} does not hold a state dict (got {type(obj).__name__})")
     out: OrderedDict[str, torch.Tensor] = OrderedDict()
     for key, value in obj.items():
         if not isinstance(value, torch.Tensor):
-            raise TypeError(f"{path}: entry {key!r} is a {type(value).__name__}, not a tensor")
+            raise WeightFileError(f"{path}: entry {key!r} is a {type(value).__name__}, not a tensor")
         out[key[len("module.") :] if key.startswith("module.") else key] = value
     return out
+
+
+def _unreadable(path, err: BaseException) -> WeightFileError:
+    # torch's own message for a damaged pickle suggests weights_only=False, which is no fix for a damaged file
+    reason = "" if isinstance(err, pickle.UnpicklingError) else f" ({type(err).__name__}: {_one_line(str(err))[:120]})"
+    return WeightFileError(f"{path}: cannot read weights, the file is truncated, damaged or not a torch file{reason}")
+
+
+def state_dict_mismatch(state: Mapping[str, Tensor], expected: Mapping[str, Sequence[int]], n: int = 3) -> str:
+    """What keeps ``state`` from loading strictly into a network whose entries are ``expected`` (key → shape): the
+    first ``n`` missing, unexpected and wrong-shaped keys, for a one-line error; ``""`` when it fits.
+
+    Example:
+        >>> state_dict_mismatch({"a": torch.zeros(2), "c": torch.zeros(1)}, {"a": (3,), "b": (1,)})
+        'missing b; unexpected c; wrong shapes a (2,) (needs (3,))'
+    """
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    wrong = sorted(k for k in expected if k in state and tuple(state[k].shape) != tuple(expected[k]))
+    shapes = ", ".join(f"{k} {tuple(state[k].shape)} (needs {tuple(expected[k])})" for k in wrong[:n])
+    parts = (missing and f"missing {short_key_list(missing, n)}", unexpected and f"unexpected "
+             f"{short_key_list(unexpected, n)}", wrong and f"wrong shapes {shapes}" + (
+                 f" (+{len(wrong) - n} more)" if len(wrong) > n else ""))
+    return "; ".join(p for p in parts if p)
 
 
 class Freezable:

@@ -22,6 +22,7 @@ triple-consistency error of this chain; 0 for a perfectly consistent model). Out
 from __future__ import annotations
 
 import logging
+import pickle
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -72,6 +73,11 @@ def read_points(path: str | Path) -> np.ndarray:
             raise FacezooError(f"{path}: unknown points format {suffix!r}; use one of {list(POINT_SUFFIXES)}")
     except FacezooError:
         raise
+    except UnicodeDecodeError as err:     # a binary file named .txt: say so, not the codec's words
+        raise FacezooError(f"{path}: not a text file of points (byte 0x{err.object[err.start]:02x} at offset "
+                           f"{err.start} is not UTF-8); write one 'x y' line per point") from None
+    except pickle.UnpicklingError:        # torch's message would suggest weights_only=False, no fix for this
+        raise FacezooError(f"{path}: cannot read points, the file is truncated, damaged or not a torch file") from None
     except Exception as err:  # numpy / torch parse errors
         raise FacezooError(f"{path}: cannot read points ({type(err).__name__}: {' '.join(str(err).split())})") from None
     points = np.asarray(points, np.float64)

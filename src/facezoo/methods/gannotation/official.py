@@ -40,7 +40,7 @@ import torch
 
 from facezoo.face.labels import landmarks_68_to_66
 from facezoo.methods.gannotation.networks import Generator, landmark_heatmaps_official
-from facezoo.nets.weights import WEIGHTS, load_state_dict_file, resolve_weights
+from facezoo.nets.weights import WEIGHTS, load_state_dict_file, resolve_weights, state_dict_mismatch
 from facezoo.utils import FacezooError
 
 __all__ = [
@@ -145,14 +145,16 @@ def load_official_generator(path: str | os.PathLike | None = None, num_points: i
         FacezooError: the file is not a GANnotation generator of these settings (one line).
     """
     file = resolve_weights("gannotation_g", path, path_arg="path")
-    state = load_state_dict_file(file)
+    state = load_state_dict_file(file)          # a damaged file: WeightFileError, one line naming it
     generator = Generator(num_points=num_points, conv_dim=conv_dim, repeat_num=repeat_num, width=width)
-    try:
-        generator.load_state_dict(from_official_keys(state, repeat_num), strict=True)
-    except (KeyError, RuntimeError) as err:     # missing / extra / wrong-shaped keys
-        reason = " ".join(str(err).split())[:200]
+    # compared in the release's own key names (the ones the user's file holds), before torch's multi-line report
+    expected = {key[len("module."):]: value.shape
+                for key, value in official_state_dict_from(generator, repeat_num)["state_dict"].items()}
+    problem = state_dict_mismatch(state, expected)
+    if problem:
         raise FacezooError(f"{file} is not a GANnotation generator with {num_points} points, conv_dim {conv_dim}, "
-                           f"{repeat_num} residual blocks ({type(err).__name__}: {reason})") from None
+                           f"{repeat_num} residual blocks ({problem})")
+    generator.load_state_dict(from_official_keys(state, repeat_num), strict=True)
     return generator.eval()
 
 

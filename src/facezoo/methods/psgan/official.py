@@ -23,7 +23,7 @@ import torch
 from torch import Tensor
 
 from facezoo.methods.psgan.networks import PSGANGenerator
-from facezoo.nets.weights import load_state_dict_file, resolve_weights, short_key_list
+from facezoo.nets.weights import load_state_dict_file, resolve_weights, short_key_list, state_dict_mismatch
 from facezoo.utils import FacezooError
 
 __all__ = [
@@ -164,9 +164,11 @@ def load_official_generator(path: str | os.PathLike | None = None, width: float 
         raise FacezooError(f"{file} is not a readable PSGAN G.pth checkpoint ({reason})") from None
     generator = PSGANGenerator(width=width, amm=amm)
     mapped = from_official_state_dict(state, str(file))
-    try:
-        generator.load_state_dict(mapped, strict=True)
-    except RuntimeError as err:
-        first = next((line.strip() for line in str(err).splitlines() if "size mismatch" in line), str(err))
-        raise FacezooError(f"{file} does not fit a PSGAN generator of width {width}: {first}") from None
+    # shapes compared in the file's own key names, the first few named (torch's report names ours, one per line)
+    own = generator.state_dict()
+    wrong = state_dict_mismatch({official: state[official] for official in official_key_map()},
+                                {official: own[ours].shape for official, ours in official_key_map().items()})
+    if wrong:
+        raise FacezooError(f"{file} does not fit a PSGAN generator of width {width} ({wrong})")
+    generator.load_state_dict(mapped, strict=True)
     return generator.eval()
