@@ -25,8 +25,9 @@ Rows (inputs: the first samples of the config's training split, collated; all in
   ``--train-batch`` (default 8), i.e. the base's ``training_step`` without its ``every`` / ``at`` schedule, run
   inside a one-batch Lightning ``Trainer`` (manual optimization, ``toggled_optimizer``, clipping and logging as
   in training); its memory includes the optimizer state the first step creates;
-* with ``--variants``: the method's alternative implementations beside the inference rows (PSGAN: the chunked
-  and the dense AMM, the dense one being the official formulation; MaskGAN: the bf16 fast path), each with its
+* with ``--variants``: the method's alternative implementations beside the inference rows (every method's bf16
+  fast path, ``fast=true`` in ``facezoo.infer``; PSGAN: also the chunked and the dense AMM, the dense one being the
+  official formulation), each with its
   largest absolute difference from, and PSNR to, the facezoo fp32 output.
 
 A method trained in stages needs files an earlier stage makes (pSp's StyleGAN2 decoder, MaskGAN's stage-1 MaskVAE);
@@ -387,25 +388,37 @@ class BenchSpec:
     stand_ins: Callable[[object, Path], list[str]] | None = None
 
 
+BF16_WEIGHTS = "fast path (`fast=true`: bf16 weights)"
+
+
+def _bf16_generator(model) -> None:
+    from facezoo.nets.precision import bf16_fast_path
+
+    bf16_fast_path(model.generator)
+
+
 #: method (``facezoo.methods.<method>``) → what its benchmark needs beyond the default (:func:`spec_of`): an
 #: official side, another inference call, variants. A method without an entry gets the default.
 BENCHES: dict[str, BenchSpec] = {
     "tpgan": BenchSpec(
         "TP-GAN", no_official="no official side yet: the PyTorch port's loader (iwtw/pytorch-TP-GAN, "
-        "facezoo.methods.tpgan.official) is not in facezoo"),
+        "facezoo.methods.tpgan.official) is not in facezoo",
+        variants={BF16_WEIGHTS: _bf16_generator}),
     "psgan": BenchSpec(
         "PSGAN", official=Official("wtjiang98/PSGAN", "psgan/net.py", "psgan/net.py: Generator", psgan_official),
-        variants={"AMM chunked": _amm("chunked"), "AMM dense (the official formulation)": _amm("dense")}),
+        variants={"fast path (`fast=true`: bf16 MDNet/MANet, fp32 AMM)": lambda model: model.generator.fast_path(),
+                  "AMM chunked": _amm("chunked"), "AMM dense (the official formulation)": _amm("dense")}),
     "gannotation": BenchSpec(
         "GANnotation",
-        official=Official("ESanchezLozano/GANnotation", "model.py", "model.py: Generator", gannotation_official)),
+        official=Official("ESanchezLozano/GANnotation", "model.py", "model.py: Generator", gannotation_official),
+        variants={BF16_WEIGHTS: _bf16_generator}),
     "psp": BenchSpec("pSp", no_official="none in scripts/bench.py: scripts/bench_psp.py runs pSp beside the official "
                             "models/psp.py", stand_ins=psp_decoder_stand_in),
     "maskgan": BenchSpec(
         "MaskGAN",
         official=Official("switchablenorms/CelebAMask-HQ", "MaskGAN_demo/models/networks.py",
                           "MaskGAN_demo/models/networks.py: GlobalGenerator", maskgan_official),
-        variants={"fast path (`fast=true`: bf16 weights)": lambda model: model.generator.fast_path()},
+        variants={BF16_WEIGHTS: lambda model: model.generator.fast_path()},
         stand_ins=maskgan_stage1_stand_in),
 }
 

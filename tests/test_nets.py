@@ -542,3 +542,27 @@ def test_lpips_random_backbone_warns_once(monkeypatch, caplog):
         lpips_network("alex", backbone_weights=None)
     warnings_seen = [r for r in caplog.records if "not comparable" in r.getMessage()]
     assert len(warnings_seen) == 1
+
+
+def test_bf16_fast_path_casts_inputs_and_outputs_inside_containers():
+    from facezoo.nets.precision import bf16_fast_path
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = torch.nn.Conv2d(3, 3, 3, padding=1)
+
+        def forward(self, image, extra=None):
+            assert image.dtype == extra["scale"].dtype == torch.bfloat16 and extra["index"].dtype == torch.int64
+            return {"image": self.conv(image) * extra["scale"], "index": extra["index"]}
+
+    torch.manual_seed(0)
+    net = Net()
+    image, extra = torch.randn(2, 3, 8, 8), {"scale": torch.tensor(2.0), "index": torch.arange(2)}
+    with torch.no_grad():
+        exact = net.conv(image) * 2
+        fast = bf16_fast_path(bf16_fast_path(net))                       # twice: hooks registered once
+        out = fast(image, extra=extra)
+    assert out["image"].dtype == torch.float32 and out["index"].dtype == torch.int64 and not fast.training
+    assert len(fast._forward_pre_hooks) == 1 and torch.allclose(out["image"], exact, atol=0.05)
+    assert not torch.equal(out["image"], exact)                              # bf16 did run

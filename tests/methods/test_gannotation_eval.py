@@ -245,6 +245,11 @@ def test_chain_writes_every_step(tmp_path, tiny_ckpt, monkeypatch):
     first = reposer(crop, torch.from_numpy(inference.points_in_crop(np.load(targets[0]), 32)).float()[None])
     step1 = np.asarray(Image.open(tmp_path / "res_1.png")).astype(np.float64)
     np.testing.assert_allclose(step1, (first[0].permute(1, 2, 0).numpy() + 1) * 127.5, atol=0.51)
+    # fast=true: the generator in bf16, the output fp32 and close
+    fast = inference.load_reposer(OmegaConf.merge(cfg, {"fast": True}))(
+        crop, torch.from_numpy(inference.points_in_crop(np.load(targets[0]), 32)).float()[None])
+    psnr = 10 * torch.log10(4 / ((fast - first) ** 2).mean())
+    assert fast.dtype == torch.float32 and 30 < psnr < float("inf"), psnr
     with pytest.raises(FacezooError, match="not both"):
         inference.run(OmegaConf.merge(cfg, {"target_landmarks": targets[0]}))
 

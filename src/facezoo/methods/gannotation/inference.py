@@ -152,17 +152,21 @@ class Reposer:
 
 
 def load_reposer(cfg: DictConfig) -> Reposer:
-    """The network from ``ckpt_path`` (a facezoo GANnotation checkpoint) or ``weights`` (the released ``myGEN.pth``).
+    """The network from ``ckpt_path`` (a facezoo GANnotation checkpoint) or ``weights`` (the released ``myGEN.pth``);
+    ``fast=true``: its weights in bf16 (:func:`facezoo.nets.precision.bf16_fast_path`).
 
     Raises:
         FacezooError: neither or both given, an unreadable checkpoint, or one of another method.
     """
     from facezoo.checkpoints import load_method
     from facezoo.methods.gannotation.official import load_official_generator, official_reposing
+    from facezoo.nets.precision import bf16_fast_path
 
     device = torch.device(cfg.get("device", "cpu"))
     model, generator = load_method(cfg, "gannotation", load_official_generator,
                                    "myGEN.pth (the released GANnotation generator)")
+    if cfg.get("fast"):
+        bf16_fast_path(generator if model is None else model.generator)
     if model is not None:
         def fn(image, landmarks):
             return model(image.to(device), model.heatmaps(landmarks.to(device), image.shape[-1]))["image"]
