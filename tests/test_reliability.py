@@ -200,6 +200,26 @@ def test_unknown_options_and_malformed_overrides_are_one_line(tmp_path, entry, a
     check_command_line("evaluate", ["ckpt_path=x.ckpt", "limit_samples=3", "-m"])       # sweeps: Hydra's
 
 
+def test_an_unwritable_run_folder_is_one_line_before_hydra_makes_it(tmp_path, monkeypatch):
+    """Hydra makes the run folder before facezoo's handler runs, so check_command_line checks it first: the given
+    ``hydra.run.dir``, or the default's root ``paths.log_dir``."""
+    from facezoo.config import check_command_line
+
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    assert one_line_error(lambda: check_command_line("train", [f"hydra.run.dir={blocker / 'run'}"])) == (
+        f"hydra.run.dir={blocker / 'run'}: cannot write there, {blocker} is a file, not a folder")
+    assert one_line_error(lambda: check_command_line("train", ["hydra.run.dir=/sys/facezoo_run"])).startswith(
+        "hydra.run.dir=/sys/facezoo_run: cannot write there, /sys: ")
+    assert one_line_error(lambda: check_command_line("train", [f"hydra.run.dir={blocker}"])) == (
+        f"hydra.run.dir={blocker}: is a file, not a folder")
+    monkeypatch.setenv("FACEZOO_ROOT", str(blocker))
+    assert one_line_error(lambda: check_command_line("train", [])) == (
+        f"paths.log_dir={blocker}/runs: cannot write there, {blocker} is a file, not a folder")
+    check_command_line("train", [f"hydra.run.dir={tmp_path / 'new' / 'run'}"])     # missing folders are fine
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file"]
+
+
 # ----------------------------------------------------------------------------------------------- training
 def test_negative_learning_rate_is_one_line_before_any_output(tmp_path):
     proc = run_module("facezoo.train", *TINY_GANNOTATION, "model.optimizers.generator.lr=-0.001",

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from facezoo.utils import FacezooError
+from facezoo.utils import FacezooError, check_writable_folder
 
 __all__ = ["CONF_DIR", "compose", "check_command_line", "build_model", "instantiate_model", "instantiate_data",
            "config_names"]
@@ -66,7 +66,7 @@ def check_command_line(config_name: str, argv: Sequence[str]) -> None:
             raise FacezooError(f"{override}: cannot parse it ({str(err).splitlines()[0]}; values with brackets, "
                                "commas or '=' need quotes)") from None
     try:
-        compose(config_name, overrides)
+        cfg = compose(config_name, overrides)
     except MissingConfigException as err:
         lines = str(err).splitlines()
         start = next((i for i, line in enumerate(lines) if line.startswith("Available options")), len(lines))
@@ -79,6 +79,12 @@ def check_command_line(config_name: str, argv: Sequence[str]) -> None:
         raise FacezooError(message) from None
     except HydraException as err:
         raise FacezooError(" ".join(line.strip() for line in str(err).splitlines())) from None
+    if config_name == "train":              # the run folder Hydra makes before facezoo's handler runs
+        run_dir = next((a.split("=", 1)[1] for a in argv if a.startswith("hydra.run.dir=")), None)
+        if run_dir is not None:
+            check_writable_folder(run_dir, "hydra.run.dir")
+        else:
+            check_writable_folder(cfg.paths.log_dir, "paths.log_dir")
 
 
 def instantiate_model(model_cfg: DictConfig):

@@ -188,20 +188,38 @@ def check_writable(path: str | Path, option: str = "out") -> Path:
     path = Path(path)
     if path.is_dir():
         raise FacezooError(f"{option}={path}: is a folder; give a file name")
-    parent = path.parent
+    _check_can_create_in(path.parent, f"{option}={path}")
+    return path
+
+
+def check_writable_folder(folder: str | Path, option: str) -> Path:
+    """Check, before any work, that files can be created in ``folder`` (made, with its missing parents, on
+    writing): as :func:`check_writable`, for an output folder such as a run's ``hydra.run.dir``.
+
+    Raises:
+        FacezooError: one line naming ``option`` and what is in the way.
+    """
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise FacezooError(f"{option}={folder}: is a file, not a folder")
+    _check_can_create_in(folder, f"{option}={folder}")
+    return folder
+
+
+def _check_can_create_in(folder: Path, what: str) -> None:
+    parent = folder
     while not parent.exists() and parent != parent.parent:
         parent = parent.parent
     if not parent.is_dir():
-        raise FacezooError(f"{option}={path}: cannot write there, {parent} is a file, not a folder")
+        raise FacezooError(f"{what}: cannot write there, {parent} is a file, not a folder")
     if not os.access(parent, os.W_OK | os.X_OK):
-        raise FacezooError(f"{option}={path}: cannot write there, no permission to write in {parent}")
+        raise FacezooError(f"{what}: cannot write there, no permission to write in {parent}")
     try:
         fd, probe = tempfile.mkstemp(dir=parent, prefix=".facezoo-write-check.", suffix=".tmp")
     except OSError as err:
-        raise FacezooError(f"{option}={path}: cannot write there, {parent}: {err.strerror or one_line(err)}") from None
+        raise FacezooError(f"{what}: cannot write there, {parent}: {err.strerror or one_line(err)}") from None
     os.close(fd)
     os.unlink(probe)
-    return path
 
 
 def atomic_write(path: str | Path, write: Callable[[IO], None], binary: bool = True) -> Path:
