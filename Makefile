@@ -49,8 +49,8 @@ bench: $(STAMP)  ## speed and memory of every method (+ official rows), appended
 	@set -e; for m in $$($(PY) scripts/bench.py --list); do \
 	  dir=$$(printenv FACEZOO_OFFICIAL_$$(echo $$m | tr a-z A-Z) || true); \
 	  if [ -z "$$dir" ] && [ -n "$(OFFICIAL_DIR)" ] && [ -d "$(OFFICIAL_DIR)/$$m" ]; then dir="$(OFFICIAL_DIR)/$$m"; fi; \
-	  echo "$(PY) scripts/bench.py model=$$m $${dir:+--official $$dir} --append $(BENCH_FILE) $(BENCH_ARGS)"; \
-	  $(PY) scripts/bench.py model=$$m $${dir:+--official "$$dir"} --append $(BENCH_FILE) $(BENCH_ARGS); \
+	  echo "$(PY) scripts/bench.py model=$$m $${dir:+--official $$dir} --variants --preset --append $(BENCH_FILE) $(BENCH_ARGS)"; \
+	  $(PY) scripts/bench.py model=$$m $${dir:+--official "$$dir"} --variants --preset --append $(BENCH_FILE) $(BENCH_ARGS); \
 	done
 	@set -e; for n in $(NET_BENCHES); do \
 	  dir=$$(printenv FACEZOO_OFFICIAL_$$(echo $$n | tr a-z A-Z) || true); \

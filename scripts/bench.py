@@ -25,6 +25,8 @@ Rows (inputs: the first samples of the config's training split, collated; all in
   ``--train-batch`` (default 8), i.e. the base's ``training_step`` without its ``every`` / ``at`` schedule, run
   inside a one-batch Lightning ``Trainer`` (manual optimization, ``toggled_optimizer``, clipping and logging as
   in training); its memory includes the optimizer state the first step creates;
+* with ``--preset``: the training step again at the method's CPU preset's size and width
+  (``experiment=<method>_cpu``), the configuration the presets of docs/results.md train;
 * with ``--variants``: the method's alternative implementations beside the inference rows (every method's bf16
   fast path, ``fast=true`` in ``facezoo.infer``; PSGAN: also the chunked and the dense AMM, the dense one being the
   official formulation), each with its
@@ -666,6 +668,16 @@ def _bench_method(spec: BenchSpec, method: str, args, overrides: list[str], stan
             planned.append((f"official inference (`{spec.official.label}`)",
                             {**common, "kind": "official", "official": official, "batch": b,
                              "repeats": args.repeats}))
+    from facezoo.config import CONF_DIR
+
+    preset = f"{method}_cpu"
+    if args.preset and (CONF_DIR / "experiment" / f"{preset}.yaml").is_file():
+        preset_cfg = _compose([*overrides, f"experiment={preset}"])
+        width = preset_cfg.model.get("width", None)
+        planned.append((f"facezoo training step at the CPU preset (`experiment={preset}`: {preset_cfg.data.size}²"
+                        + (f", width {width:g}" if width is not None else "") + ")",
+                        {**common, "overrides": [*overrides, f"experiment={preset}"], "kind": "train",
+                         "batch": args.train_batch, "repeats": args.train_repeats}))
     planned.append(("facezoo training step", {**common, "kind": "train", "batch": args.train_batch,
                                               "repeats": args.train_repeats}))
     rows = []
@@ -772,6 +784,8 @@ def parse_args(argv: Sequence[str] | None):
     p.add_argument("--train-batch", type=int, default=8, help="batch of the training-step row")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     p.add_argument("--variants", action="store_true", help="also measure the method's alternative implementations")
+    p.add_argument("--preset", action="store_true",
+                   help="also measure the training step at the method's CPU preset (experiment=<method>_cpu)")
     p.add_argument("--renderer-samples", type=int, default=100, help="samples per call of the renderer rows")
     p.add_argument("--no-isolate", action="store_true", help="run every row in this process (quick, memory less exact)")
     p.add_argument("--raise-errors", action="store_true", help="raise a failing row's exception instead of "

@@ -37,7 +37,8 @@ def table_rows(text: str) -> dict[tuple[str, int], list[str]]:
 @pytest.mark.parametrize("method", bench.methods())
 def test_bench_method_rows(method, tmp_path):
     out = tmp_path / "benchmarks.md"
-    argv = [f"model={method}", *TINY, *TINY_EXTRA.get(method, []), *FAST, "--append", str(out)]
+    preset = ["--preset"] if method == "gannotation" else []     # one method's preset row (it costs a training step)
+    argv = [f"model={method}", *TINY, *TINY_EXTRA.get(method, []), *FAST, *preset, "--append", str(out)]
     text = bench.main(argv)        # a method trained in stages gets stand-ins for its earlier stages' files
 
     assert out.read_text().startswith("# Benchmarks\n") and text in out.read_text()
@@ -49,6 +50,9 @@ def test_bench_method_rows(method, tmp_path):
     assert ("facezoo inference (`predict_batch`)", 1) in rows and ("facezoo inference (`predict_batch`)", 2) in rows
     train = [label for label in labels if label.startswith("facezoo training step (")]
     assert len(train) == 1 and (train[0], 2) in rows
+    at_preset = [label for label in labels if label.startswith("facezoo training step at the CPU preset")]
+    assert at_preset == (["facezoo training step at the CPU preset (`experiment=gannotation_cpu`: 64², width 0.125)"]
+                         if preset else [])
     overrides = [f"model={method}", *TINY, *TINY_EXTRA.get(method, [])]
     stand_ins = spec.stand_ins(compose("train", overrides), tmp_path) if spec.stand_ins else []
     assert ("Stand-ins for files an earlier training stage makes" in text) == bool(stand_ins)
