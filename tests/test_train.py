@@ -252,3 +252,19 @@ def test_joblib_launcher_runs_jobs_in_parallel_processes(tmp_path):
                f"hydra.sweep.dir={tmp_path}")
     rows = list(csv.DictReader(open(tmp_path / "multirun_summary.csv")))
     assert sorted(r["model.loss.g.tv"] for r in rows) == ["0.0", "0.001"]
+
+
+def test_compile_wraps_the_trained_networks_in_place(monkeypatch):
+    """compile=true: every network with trainable parameters is compiled in place (the checkpoint keeps its keys),
+    frozen loss networks are not, and compile errors fall back to eager execution."""
+    import torch._dynamo
+
+    from facezoo.config import build_model
+    from facezoo.train import compile_networks
+
+    monkeypatch.setattr(torch._dynamo.config, "suppress_errors", False)
+    model = build_model("model=gannotation", "data.size=64", "model.width=0.125")
+    keys = list(model.state_dict())
+    assert compile_networks(model) == ["generator", "discriminator"]
+    assert model.generator._compiled_call_impl is not None and model.discriminator._compiled_call_impl is not None
+    assert list(model.state_dict()) == keys and torch._dynamo.config.suppress_errors

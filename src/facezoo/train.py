@@ -39,6 +39,26 @@ def instantiate_group(cfg: DictConfig | None) -> list:
     return [instantiate(node) for node in cfg.values() if isinstance(node, DictConfig) and "_target_" in node]
 
 
+def compile_networks(model: L.LightningModule) -> list[str]:
+    """``compile=true``: ``torch.compile`` every network the model trains (its children with trainable parameters),
+    in place (``nn.Module.compile``: checkpoints keep their keys). A part dynamo cannot compile (a graph break, such
+    as PSGAN's AMM with its data-dependent region sizes) runs eagerly, and an error while compiling falls back to
+    eager execution with torch's warning instead of ending the run (``torch._dynamo.config.suppress_errors``).
+    Compilation happens at the first call of each network, so the first steps are slow.
+
+    Returns:
+        the names of the compiled networks (also logged, on one line).
+    """
+    import torch._dynamo
+
+    torch._dynamo.config.suppress_errors = True
+    names = [name for name, child in model.named_children() if any(p.requires_grad for p in child.parameters())]
+    for name in names:
+        getattr(model, name).compile()
+    log.info("compile=true: torch.compile of %s (parts that fail to compile run eagerly)", ", ".join(names))
+    return names
+
+
 def train(cfg: DictConfig) -> dict[str, float]:
     """Fit the configured model; returns the final validation metrics (also written to metrics.json)."""
     apply_gpus_alias(cfg.trainer)
@@ -56,6 +76,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
     datamodule = instantiate_data(cfg.data)
     model = instantiate_model(cfg.model)
     model.facezoo_config = OmegaConf.to_container(cfg, resolve=True)
+    if cfg.get("compile"):
+        compile_networks(model)
 
     callbacks = instantiate_group(cfg.get("callbacks"))
     loggers = instantiate_group(cfg.get("logger"))
