@@ -15,6 +15,7 @@ extras as JSON metadata. It holds no training state (optimizers, loops), so trai
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 from collections.abc import Callable, Mapping
@@ -188,19 +189,33 @@ def load(ckpt_path: str | Path, data_overrides: Mapping | None = None, map_locat
     :func:`read_checkpoint`.
 
     Raises:
-        FacezooError: the file is missing, unreadable or not a facezoo checkpoint (one-line message).
+        FacezooError: the file is missing, unreadable or not a facezoo checkpoint, its model is not in this facezoo
+            or its weights do not fit the model (one-line message).
     """
     from hydra.utils import instantiate
 
     from facezoo.config import instantiate_model
+    from facezoo.nets.weights import state_dict_mismatch
 
     ckpt = read_checkpoint(ckpt_path, map_location, trust)
     cfg = OmegaConf.create(ckpt["facezoo_config"])
     if data_overrides:
         cfg.data = OmegaConf.merge(cfg.data, OmegaConf.create(dict(data_overrides)))
+    target = str(cfg.model.get("_target_", "?"))
+    module, _, name = target.rpartition(".")
+    try:
+        getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError, ValueError):
+        raise FacezooError(f"{ckpt_path}: its model {target} is not in this facezoo (a checkpoint of another "
+                           "version or fork?)") from None
     datamodule = instantiate(cfg.data, _convert_="all")
     model = instantiate_model(cfg.model)
-    model.load_state_dict(ckpt["state_dict"])
+    try:
+        model.load_state_dict(ckpt["state_dict"])
+    except RuntimeError:
+        expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+        raise FacezooError(f"{ckpt_path}: its weights do not fit the model its config builds ("
+                           f"{state_dict_mismatch(ckpt['state_dict'], expected)})") from None
     model.on_load_checkpoint(ckpt)
     model.eval()
     return model, datamodule, cfg

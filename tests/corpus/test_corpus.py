@@ -45,15 +45,16 @@ def inputs(tmp_path_factory) -> dict:
     return {"maskgan": folder / "maskgan.ckpt", "photo": folder / "astronaut.png"}
 
 
-def refused(entry, args, folder, monkeypatch, capsys) -> str:
-    """Run ``entry`` with an earlier result at ``folder/out.png``: status 2, one line, the folder as it was."""
-    out = folder / "out.png"
+def refused(entry, args, folder, monkeypatch, capsys, out_name: str = "out.png") -> str:
+    """Run ``entry`` with an earlier result at ``folder/<out_name>``: status 2, one line, the folder as it was."""
+    out = folder / out_name
     out.write_bytes(b"an earlier result")
     before = files_under(folder)
     code, err = call_main(entry, [*args, f"out={out}", f"hydra.run.dir={folder / 'run'}"], monkeypatch, capsys)
     assert code == EXIT_USAGE, err[-2000:]
     line = error_line(err, entry)
-    assert files_under(folder) == before                      # out.png untouched, nothing new (no temporary file)
+    after = {name: data for name, data in files_under(folder).items() if not name.startswith("run/")}
+    assert after == before          # the output untouched, nothing new (no temporary file); run/: Hydra's log record
     return line
 
 
@@ -106,6 +107,34 @@ def test_a_checkpoint_of_another_method(method, inputs, tmp_path, monkeypatch, c
         args[1] = f"ckpt_path={inputs['maskgan']}"
         line = refused("facezoo.infer", args, tmp_path, monkeypatch, capsys)
         assert line.endswith(f"{inputs['maskgan']}: a maskgan checkpoint, not psp (model=maskgan runs it)"), line
+
+
+# ------------------------------------------------------------------------------------- evaluate's checkpoints
+def _evaluate_checkpoints(folder, source) -> dict[str, tuple[object, str]]:
+    """Bad ``ckpt_path=`` files for ``facezoo.evaluate``, made from a good checkpoint: case → (file, problem)."""
+    good = torch.load(source, weights_only=True)
+    (folder / "truncated.ckpt").write_bytes(source.read_bytes()[:4096])
+    torch.save({"weights": torch.zeros(2)}, folder / "plain.ckpt")
+    unknown = {**good, "facezoo_config": {**good["facezoo_config"], "model": {
+        **good["facezoo_config"]["model"], "_target_": "facezoo.methods.nope.module.Nope"}}}
+    torch.save(unknown, folder / "unknown.ckpt")
+    name = next(iter(good["state_dict"]))
+    torch.save({**good, "state_dict": {**good["state_dict"], name: torch.zeros(3)}}, folder / "shape.ckpt")
+    return {
+        "truncated": ("truncated.ckpt", "cannot read checkpoint, the file is truncated, damaged or not a torch file"),
+        "not facezoo's": ("plain.ckpt", "not a facezoo checkpoint (no facezoo_config / state_dict)"),
+        "unknown model": ("unknown.ckpt", "its model facezoo.methods.nope.module.Nope is not in this facezoo"),
+        "wrong shape": ("shape.ckpt", f"its weights do not fit the model its config builds (wrong shapes {name} "
+                                      f"(3,) (needs {tuple(good['state_dict'][name].shape)}))"),
+    }
+
+
+@pytest.mark.parametrize("case", ["truncated", "not facezoo's", "unknown model", "wrong shape"])
+def test_evaluate_bad_checkpoints(case, inputs, tmp_path, monkeypatch, capsys):
+    file, problem = _evaluate_checkpoints(tmp_path, inputs["maskgan"])[case]
+    line = refused("facezoo.evaluate", [f"ckpt_path={tmp_path / file}"], tmp_path, monkeypatch, capsys,
+                   out_name="metrics.json")
+    assert line.startswith(f"facezoo.evaluate: error: {tmp_path / file}: {problem}"), line
 
 
 # -------------------------------------------------------------------------------------- official weights
