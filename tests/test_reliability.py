@@ -263,6 +263,21 @@ def test_truncated_resume_checkpoint_is_one_line(run_dir, tmp_path, monkeypatch,
     assert not (tmp_path / "run" / "checkpoints").exists()
 
 
+def test_resuming_with_another_model_config_is_one_line(run_dir, tmp_path, monkeypatch, capsys):
+    """A run's checkpoint resumed with other model options (here twice the width): one line naming the first
+    wrong-shaped weights, before Lightning's restore (which prints every key) and before any output."""
+    last = run_dir / "checkpoints" / "last.ckpt"
+    wider = [a.replace("model.width=0.125", "model.width=0.25") for a in TINY_GANNOTATION]
+    code, err = call_main("facezoo.train", [*wider, f"ckpt_path={last}", f"hydra.run.dir={tmp_path / 'run'}"],
+                          monkeypatch, capsys)
+    assert code == 2
+    line = error_line(err, "facezoo.train")
+    assert line.startswith(f"facezoo.train: error: ckpt_path={last}: its weights do not fit the configured model "
+                           "(wrong shapes "), line
+    assert line.endswith("; resume with the run's own model options") and "(+" in line   # the first few, counted
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
 # --------------------------------------------------------------------------------------------- evaluation
 def test_evaluate_without_checkpoint_prints_its_usage(tmp_path):
     proc = run_module("facezoo.evaluate", f"hydra.run.dir={tmp_path}", check=False)

@@ -27,6 +27,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from facezoo.checkpoints import AtomicCheckpointIO, read_checkpoint
 from facezoo.config import check_command_line, instantiate_data, instantiate_model
+from facezoo.nets.weights import state_dict_mismatch
 from facezoo.utils import FacezooError, append_csv_row, apply_gpus_alias, atomic_write_json, check_devices, user_errors
 
 log = logging.getLogger("facezoo.train")
@@ -63,9 +64,11 @@ def train(cfg: DictConfig) -> dict[str, float]:
     """Fit the configured model; returns the final validation metrics (also written to metrics.json)."""
     apply_gpus_alias(cfg.trainer)
     check_devices(cfg.trainer)
+    resumed = None
     if cfg.get("ckpt_path"):  # a missing, truncated or foreign file: one line before any work
         try:
-            if read_checkpoint(cfg.ckpt_path, trust=bool(cfg.get("trust_checkpoint"))).get("weights_only_file"):
+            resumed = read_checkpoint(cfg.ckpt_path, trust=bool(cfg.get("trust_checkpoint")))
+            if resumed.get("weights_only_file"):
                 raise FacezooError(f"{cfg.ckpt_path}: a weights file has no optimizer or loop state to resume "
                                    "from; resume from the run's .ckpt (to start from these weights, load them "
                                    "with facezoo.load in your own script)")
@@ -76,6 +79,13 @@ def train(cfg: DictConfig) -> dict[str, float]:
     datamodule = instantiate_data(cfg.data)
     model = instantiate_model(cfg.model)
     model.facezoo_config = OmegaConf.to_container(cfg, resolve=True)
+    if resumed is not None:   # another model config than the run's: one line, not Lightning's list of keys
+        expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+        mismatch = state_dict_mismatch(resumed["state_dict"], expected)
+        del resumed
+        if mismatch:
+            raise FacezooError(f"ckpt_path={cfg.ckpt_path}: its weights do not fit the configured model ({mismatch}); "
+                               "resume with the run's own model options")
     if cfg.get("compile"):
         compile_networks(model)
 
