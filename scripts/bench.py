@@ -403,8 +403,9 @@ def _bf16_generator(model) -> None:
 #: official side, another inference call, variants. A method without an entry gets the default.
 BENCHES: dict[str, BenchSpec] = {
     "tpgan": BenchSpec(
-        "TP-GAN", no_official="no official side yet: the PyTorch port's loader (iwtw/pytorch-TP-GAN, "
-        "facezoo.methods.tpgan.official) is not in facezoo",
+        "TP-GAN", no_official="none in scripts/bench.py yet: the PyTorch port (iwtw/pytorch-TP-GAN) runs only with "
+        "run-time patches for PyTorch 0.3 (scripts/fixtures/make_tpgan_iwtw.py: port_runtime); facezoo.methods.tpgan."
+        "official loads its files, parity in tests/methods/test_tpgan_official.py",
         variants={BF16_WEIGHTS: _bf16_generator}),
     "psgan": BenchSpec(
         "PSGAN", official=Official("wtjiang98/PSGAN", "psgan/net.py", "psgan/net.py: Generator", psgan_official),
