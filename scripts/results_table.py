@@ -1,6 +1,7 @@
-"""Turn a `facezoo.evaluate` JSON into the markdown table docs/results.md shows.
+"""Turn a `facezoo.evaluate` JSON, or a run's validation history, into the markdown tables docs/results.md shows.
 
     python scripts/results_table.py docs/results/tpgan_cpu_eval.json
+    python scripts/results_table.py runs/psgan_long/csv/metrics.csv --columns val/l1 val/hist_lip   # learning curve
 
 Rows: the model and each ``baseline_<name>``; columns: the metrics they share, and the seconds per image of each
 output. Lower or higher is better as ``facezoo.metrics.METRICS`` says (lower for fid, fld and time); the best value of
@@ -10,6 +11,7 @@ each column is bold.
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 from pathlib import Path
 
@@ -40,10 +42,28 @@ def table(result: dict) -> str:
     return "\n".join(lines) + "\n\n" + note
 
 
+def curve(metrics_csv: Path, columns: list[str]) -> str:
+    """A learning curve from a run's ``csv/metrics.csv`` (Lightning's CSV logger): one row per validation (the rows
+    with ``columns[0]``), the training batches run before it (the logger's ``step`` counts batches from 0) and the
+    columns' values."""
+    with open(metrics_csv, newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r.get(columns[0])]
+    lines = ["| batches | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
+    for r in rows:
+        cells = [f"{float(r[c]):.4f}" if r.get(c) else "–" for c in columns]
+        lines.append(f"| {int(r['step']) + 1} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("json", type=Path)
-    print(table(json.loads(p.parse_args().json.read_text())))
+    p.add_argument("path", type=Path, help="a facezoo.evaluate JSON, or a run's csv/metrics.csv")
+    p.add_argument("--columns", nargs="+", default=["val/l1"], help="metrics.csv: the validation metrics to show")
+    args = p.parse_args()
+    if args.path.suffix == ".csv":
+        print(curve(args.path, args.columns))
+    else:
+        print(table(json.loads(args.path.read_text())))
 
 
 if __name__ == "__main__":

@@ -372,3 +372,16 @@ def test_edit_metrics_count_only_the_pixels_the_edit_changed():
                                target_mask=source, source_mask=source)
     assert unedited["mask_accuracy_edited"] == 1 and unedited["l1_edited"] == 0
     assert METRICS["mask_accuracy_edited"].higher_is_better and not METRICS["l1_edited"].higher_is_better
+
+
+def test_results_table_learning_curve(tmp_path):
+    """scripts/results_table.py on a run's metrics.csv: one row per validation, training rows skipped, batches
+    counted from the logger's 0-based step."""
+    from conftest import load_script
+
+    path = tmp_path / "metrics.csv"
+    path.write_text("epoch,step,train/g_total_step,val/l1,val/hist_lip\n"
+                    "0,9,0.5,,\n0,249,,0.27841,1.41\n0,259,0.4,,\n0,499,,0.25,\n")
+    assert load_script("results_table.py").curve(path, ["val/l1", "val/hist_lip"]).splitlines() == [
+        "| batches | val/l1 | val/hist_lip |", "|---|---|---|",
+        "| 250 | 0.2784 | 1.4100 |", "| 500 | 0.2500 | – |"]
