@@ -385,3 +385,16 @@ def test_results_table_learning_curve(tmp_path):
     assert load_script("results_table.py").curve(path, ["val/l1", "val/hist_lip"]).splitlines() == [
         "| batches | val/l1 | val/hist_lip |", "|---|---|---|",
         "| 250 | 0.2784 | 1.4100 |", "| 500 | 0.2500 | – |"]
+
+
+def test_region_l1_splits_the_error_inside_each_region_and_outside():
+    fake, real = torch.zeros(2, 3, 4, 4), torch.zeros(2, 3, 4, 4)
+    regions = torch.zeros(2, 3, 4, 4)
+    regions[:, 0, 0] = 1                                  # lip: row 0
+    regions[:, 1, 1:3] = 1                                # skin: rows 1-2; eye: none
+    fake[:, :, 0] = 0.5                                   # the lips moved by 0.5 ...
+    fake[0, 0, 3] = 0.3                                   # ... and one channel of row 3 of image 0 (outside)
+    got = compute_metrics(["region_l1"], fake, real, regions=regions, region_names=("lip", "skin", "eye"))
+    assert set(got) == {"l1_lip", "l1_skin", "l1_eye", "l1_outside"}
+    assert got["l1_lip"].item() == pytest.approx(0.5) and got["l1_skin"].item() == 0 and got["l1_eye"].item() == 0
+    assert got["l1_outside"].item() == pytest.approx(0.3 / 3 / 2)       # one of 3 channels, one of 2 images

@@ -572,6 +572,22 @@ def _region_histograms(fake: torch.Tensor, real: torch.Tensor, regions: torch.Te
     return {f"hist_{name}": dist[i] for i, name in enumerate(region_names)}
 
 
+def _region_l1(fake: torch.Tensor, real: torch.Tensor, regions: torch.Tensor,
+               region_names: Sequence[str]) -> dict[str, torch.Tensor]:
+    """``l1_<region>`` and ``l1_outside``: the mean absolute error to the ground truth inside each region and on
+    the pixels of none (pooled over the batch and the colour channels; 0 for a region no image has): what a
+    makeup transfer moved where it should, and what it kept of the rest of the face."""
+    _check_images(fake, real)
+    error = (fake - real).abs().mean(1)                                           # (B, H, W)
+    inside = regions.to(torch.bool)
+    out = {}
+    for i, name in enumerate(region_names):
+        out[f"l1_{name}"] = error[inside[:, i]].mean() if inside[:, i].any() else error.new_zeros(())
+    outside = ~inside.any(1)
+    out["l1_outside"] = error[outside].mean() if outside.any() else error.new_zeros(())
+    return out
+
+
 def _region_histograms_to_reference(fake: torch.Tensor, real: torch.Tensor | None, regions: torch.Tensor,
                                     region_names: Sequence[str], reference: torch.Tensor,
                                     reference_regions: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -638,6 +654,7 @@ METRICS: dict[str, MetricSpec] = {
     ),
     "l1_edited": MetricSpec(_l1_edited, {"target_mask": "target_mask", "source_mask": "source_mask"}, False),
     "region_hist": MetricSpec(_region_histograms, {"regions": "regions", "region_names": "region_names"}, False),
+    "region_l1": MetricSpec(_region_l1, {"regions": "regions", "region_names": "region_names"}, False),
     "region_hist_ref": MetricSpec(
         _region_histograms_to_reference,
         {"regions": "regions", "region_names": "region_names", "reference": "reference",

@@ -115,7 +115,7 @@ class PSGAN(GANModule):
     """
 
     G_TERMS = ("adversarial", "identity", "cycle", "perceptual", "makeup_lip", "makeup_skin", "makeup_eye")
-    metrics = ("l1", "mse", "psnr", "ssim", "region_hist", "region_hist_ref")
+    metrics = ("l1", "mse", "psnr", "ssim", "region_l1", "region_hist", "region_hist_ref")
 
     def __init__(self, *, image_size: int, width: float, spectral_norm: bool, eye_margin: int | None,
                  g_every: int, loss: Mapping, optimizers: Mapping, schedulers: Mapping | None = None,
@@ -242,9 +242,9 @@ class PSGAN(GANModule):
 
     def evaluation_inputs(self, batch: Mapping) -> dict:
         """The source's lip / skin / eye regions and the reference with its regions, for the metrics
-        ``region_hist`` (per-region histogram distance to the ground truth, 64 bins; the target shares the
-        source's regions) and ``region_hist_ref`` (to the same region of the reference: what real MT, without
-        a ground truth, can measure)."""
+        ``region_l1`` (the error inside each region and outside them all), ``region_hist`` (per-region histogram
+        distance to the ground truth, 64 bins; the target shares the source's regions) and ``region_hist_ref`` (to
+        the same region of the reference: what real MT, without a ground truth, can measure)."""
         x, y = self.faces(batch, any_size=True)
         return {"regions": x.regions, "region_names": REGION_NAMES, "reference": y.image,
                 "reference_regions": y.regions}
