@@ -50,9 +50,9 @@ def test_a_run_killed_at_any_moment_resumes_to_the_same_weights(tiny_tpgan_run, 
     """kill -9 twice in a run of 2 epochs of 2 batches that checkpoints after every batch, each time resumed from
     last.ckpt: (1) halfway through writing a checkpoint (epoch 0's end, so last.ckpt is the mid-epoch one after batch
     0), (2) between two checkpoints in epoch 1 (last.ckpt: after batch 0 of epoch 1, whose order the loader must
-    rebuild). last.ckpt is
-    whole and loadable after each kill, and the final weights and optimizer states equal the uninterrupted run's,
-    tensor for tensor (the mid-epoch resumes train on the batches the uninterrupted run trains on)."""
+    rebuild). last.ckpt is whole and loadable after each kill, and the final weights and optimizer states equal the
+    uninterrupted run's, tensor for tensor (the mid-epoch resumes train on the batches the uninterrupted run trains
+    on)."""
     run = tmp_path / "run"
     last = run / "checkpoints" / "last.ckpt"
     args = [*TINY_TPGAN, "trainer.max_epochs=2", "trainer.val_check_interval=1",
