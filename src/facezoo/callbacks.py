@@ -123,8 +123,8 @@ class FailAt(L.Callback):
         self.rank, self.batch, self.epoch, self.how = int(rank), int(batch), epoch, how
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
-        here = (trainer.global_rank, batch_idx, trainer.current_epoch if self.epoch is None else self.epoch)
-        if here != (self.rank, self.batch, trainer.current_epoch):
+        at = (trainer.global_rank, batch_idx) == (self.rank, self.batch)
+        if not at or self.epoch not in (None, trainer.current_epoch):
             return
         if self.how == "raise":
             raise FacezooError(f"FailAt: the injected failure at batch {batch_idx}")

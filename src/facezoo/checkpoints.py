@@ -254,8 +254,9 @@ def load_method(cfg: DictConfig | Mapping, method: str, official: Callable[[str]
     ckpt = read_checkpoint(ckpt_path, trust=trust)
     found = method_of(str(ckpt["facezoo_config"].get("model", {}).get("_target_", "?")))
     if found != method:
-        pipelines = Path(__file__).parent / "conf" / "infer" / "model"
-        hint = (f"model={found} runs it" if (pipelines / f"{found}.yaml").is_file() else
+        from facezoo.config import CONF_DIR
+
+        hint = (f"model={found} runs it" if (CONF_DIR / "infer" / "model" / f"{found}.yaml").is_file() else
                 f"facezoo.infer has no {found} pipeline; python -m facezoo.evaluate ckpt_path={ckpt_path} evaluates it")
         raise FacezooError(f"{ckpt_path}: a {found} checkpoint, not {method} ({hint})")
     model, _, _ = load(ckpt_path, map_location="cpu", trust=trust)
