@@ -26,7 +26,11 @@ Rows (inputs: the first samples of the config's training split, collated; all in
   inside a one-batch Lightning ``Trainer`` (manual optimization, ``toggled_optimizer``, clipping and logging as
   in training); its memory includes the optimizer state the first step creates;
 * with ``--preset``: the training step again at the method's CPU preset's size and width
-  (``experiment=<method>_cpu``), the configuration the presets of docs/results.md train;
+  (``experiment=<method>_cpu``), the configuration the presets of docs/results.md train, and the preset's
+  ``training loop``: its own DataLoader (renderer, workers, batch size) and phase schedule for 2 + ``--loop-batches``
+  batches in a Lightning ``Trainer``, timed per batch by a callback after 2 warm-up batches; the row gives the
+  median time per batch and the share of the time spent between two steps, i.e. waiting for data (the batch's
+  rendering in the main process, or the wait for a worker's);
 * with ``--variants``: the method's alternative implementations beside the inference rows (every method's bf16
   fast path, ``fast=true`` in ``facezoo.infer``; PSGAN: also the chunked and the dense AMM, the dense one being the
   official formulation), each with its
@@ -564,6 +568,53 @@ def run_train(row: dict) -> dict:
     return result
 
 
+def run_loop(row: dict) -> dict:
+    """The ``loop`` row: the config's own training loop (its DataLoader, workers, batch size and phase schedule)
+    for ``row["warmup"] + row["repeats"]`` batches in a Lightning Trainer; the median time per batch and the
+    share of the measured batches' time spent between two steps, i.e. waiting for the next batch."""
+    import logging
+
+    import lightning as L
+    import torch
+
+    from facezoo.config import instantiate_data, instantiate_model
+
+    class BatchTimer(L.Callback):
+        """Per batch after the warm-up: the seconds since the previous batch ended (fetching this one, or
+        waiting for a worker's) and the seconds of the step itself."""
+
+        def __init__(self):
+            self.waits, self.steps, self.end, self.start = [], [], None, None
+
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+            self.start = time.perf_counter()
+            if batch_idx >= row["warmup"]:
+                self.waits.append(self.start - self.end)
+
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+            self.end = time.perf_counter()
+            if batch_idx >= row["warmup"]:
+                self.steps.append(self.end - self.start)
+
+    cfg = _compose(row["overrides"])
+    torch.manual_seed(0)
+    model, datamodule = instantiate_model(cfg.model), instantiate_data(cfg.data)
+    timer = BatchTimer()
+    for name in ("lightning.pytorch", "lightning.fabric"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    trainer = L.Trainer(accelerator=row["device"], devices=1, max_epochs=1,
+                        limit_train_batches=row["warmup"] + row["repeats"], logger=False,
+                        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                        num_sanity_val_steps=0, limit_val_batches=0, callbacks=[timer])
+    trainer.fit(model, datamodule=datamodule)
+    if len(timer.steps) < row["repeats"]:
+        raise RuntimeError(f"the loop ran {len(timer.steps)} measured batches, not {row['repeats']}")
+    batch_times = [w + s for w, s in zip(timer.waits, timer.steps)]
+    return {"time_s": statistics.median(batch_times), "peak_MiB": None, "batch": int(cfg.data.batch_size),
+            "data_wait_share": sum(timer.waits) / sum(batch_times), "workers": int(cfg.data.get("num_workers", 0)),
+            "wait_s": statistics.median(timer.waits)}
+
+
 def run_renderer(row: dict) -> dict:
     """One synthetic view: ``row["samples"]`` samples per call on one torch thread."""
     import torch
@@ -587,6 +638,8 @@ def run_row(row: dict) -> dict:
     try:
         if row["kind"] == "renderer":
             return run_renderer(row)
+        if row["kind"] == "loop":
+            return run_loop(row)
         return run_train(row) if row["kind"] == "train" else run_inference(row)
     except Exception as err:  # reported in the table
         if row.get("raise"):
@@ -639,8 +692,10 @@ def method_table(title: str, rows: list[tuple[str, dict, dict]]) -> list[str]:
         diff = _f(o.get("max_abs_diff"), "{:.1e}") if o and row["kind"] == "facezoo" else "–"
         if row["kind"] == "variant" and "psnr_vs_fp32" in res:
             diff = f"{res['max_abs_diff']:.1e} to facezoo fp32 (PSNR {res['psnr_vs_fp32']:.1f} dB)"
+        if "data_wait_share" in res:
+            diff = f"waiting for data {100 * res['data_wait_share']:.0f}% of the time"
         lines.append(f"| {label} | {b} | {_seconds(res['time_s'])} | {_rate(b / res['time_s'])} | "
-                     f"{res['peak_MiB']:.0f} | {ratio_t} | {ratio_m} | {diff} |")
+                     f"{_f(res['peak_MiB'], '{:.0f}')} | {ratio_t} | {ratio_m} | {diff} |")
     return lines
 
 
@@ -679,6 +734,11 @@ def _bench_method(spec: BenchSpec, method: str, args, overrides: list[str], stan
                         + (f", width {width:g}" if width is not None else "") + ")",
                         {**common, "overrides": [*overrides, f"experiment={preset}"], "kind": "train",
                          "batch": args.train_batch, "repeats": args.train_repeats}))
+        workers = preset_cfg.data.get("num_workers", 0)
+        planned.append((f"facezoo training loop at the CPU preset (its DataLoader: {workers} worker"
+                        f"{'' if workers == 1 else 's'}, batches as scheduled)",
+                        {**common, "overrides": [*overrides, f"experiment={preset}"], "kind": "loop",
+                         "batch": int(preset_cfg.data.batch_size), "warmup": 2, "repeats": args.loop_batches}))
     planned.append(("facezoo training step", {**common, "kind": "train", "batch": args.train_batch,
                                               "repeats": args.train_repeats}))
     rows = []
@@ -787,6 +847,8 @@ def parse_args(argv: Sequence[str] | None):
     p.add_argument("--variants", action="store_true", help="also measure the method's alternative implementations")
     p.add_argument("--preset", action="store_true",
                    help="also measure the training step at the method's CPU preset (experiment=<method>_cpu)")
+    p.add_argument("--loop-batches", type=int, default=10,
+                   help="measured batches of the preset's training loop (--preset; after 2 warm-up batches)")
     p.add_argument("--renderer-samples", type=int, default=100, help="samples per call of the renderer rows")
     p.add_argument("--no-isolate", action="store_true", help="run every row in this process (quick, memory less exact)")
     p.add_argument("--raise-errors", action="store_true", help="raise a failing row's exception instead of "
@@ -796,8 +858,8 @@ def parse_args(argv: Sequence[str] | None):
     args = p.parse_intermixed_args(argv)
     args.batches = [int(b) for b in str(args.batches).split(",") if b]
     args.train_repeats = args.repeats if args.train_repeats is None else args.train_repeats
-    if args.repeats < 1 or args.train_repeats < 1 or not args.batches or min(args.batches) < 1 or args.train_batch < 1:
-        p.error("--repeats, --train-repeats, --batches and --train-batch must be >= 1")
+    if not args.batches or min(args.repeats, args.train_repeats, args.train_batch, args.loop_batches, *args.batches) < 1:
+        p.error("--repeats, --train-repeats, --batches, --train-batch and --loop-batches must be >= 1")
     bad = [o for o in args.overrides if "=" not in o]
     if bad:
         p.error(f"not a key=value override: {bad[0]!r}")
