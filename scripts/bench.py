@@ -22,9 +22,14 @@ Rows (inputs: the first samples of the config's training split, collated; all in
   ``official.py`` key map and fed the same inputs in its own format; the facezoo row gets the time and memory
   ratios to it and the largest absolute difference between the two outputs;
 * ``facezoo training step``: every phase of the module (``model.phases``, each ``repeat`` times) on one batch of
-  ``--train-batch`` (default 8), i.e. the base's ``training_step`` without its ``every`` / ``at`` schedule, run
-  inside a one-batch Lightning ``Trainer`` (manual optimization, ``toggled_optimizer``, clipping and logging as
-  in training); its memory includes the optimizer state the first step creates;
+  ``--train-batch`` (default 8, or the official trainer's batch: ``BenchSpec.train_batch``), i.e. the base's
+  ``training_step`` without its ``every`` / ``at`` schedule, run inside a one-batch Lightning ``Trainer`` (manual
+  optimization, ``toggled_optimizer``, clipping and logging as in training); its memory includes the optimizer
+  state the first step creates;
+* ``official training step`` (with ``--official PATH``, where the official code has a trainer that runs here:
+  PSGAN's ``Solver.train``): one iteration of the official training loop on the same batch, the stand-ins around
+  it (stubbed imports, CUDA calls on the CPU) listed in the section's note; the facezoo training row gets the
+  ratios to it;
 * with ``--preset``: the training step again at the method's CPU preset's size and width
   (``experiment=<method>_cpu``), the configuration the presets of docs/results.md train, and the preset's
   ``training loop``: its own DataLoader (renderer, workers, batch size) and phase schedule for 2 + ``--loop-batches``
@@ -36,9 +41,10 @@ Rows (inputs: the first samples of the config's training split, collated; all in
   official formulation), each with its
   largest absolute difference from, and PSNR to, the facezoo fp32 output.
 
-A method trained in stages needs files an earlier stage makes (pSp's StyleGAN2 decoder, MaskGAN's stage-1 MaskVAE);
-when they are absent, random ones of the configured architecture stand in (``BenchSpec.stand_ins``: the networks'
-time does not depend on their weights) and the section says so.
+A method may need weight files that are not here: ones an earlier training stage makes (pSp's StyleGAN2 decoder,
+MaskGAN's stage-1 MaskVAE) or a loss network's (PSGAN's VGG16); when they are absent, random ones of the configured
+architecture stand in (``BenchSpec.stand_ins``: the networks' time does not depend on their weights) and the
+section says so.
 
 Time: median of ``--repeats`` calls (``--train-repeats`` for the training step) after one warm-up call;
 images/s = batch / median time. Memory: what the warm-up and measured calls needed above what the process held
@@ -61,6 +67,7 @@ and every method with a model config named after it (``--list``), with ``--offic
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import datetime as dt
 import importlib.util
@@ -177,6 +184,29 @@ def _import_file(name: str, path: Path) -> object:
     return module
 
 
+def _psgan_official_fits(model, batch: Mapping) -> None:
+    size = batch["image"].shape[-1]
+    if size != 256 or model.hparams.width != 1:
+        raise OfficialError(f"the official Generator is fixed at 256² and width 1 (its get_weight hard-codes 64² "
+                            f"features), got data.size={size}, model.width={model.hparams.width}")
+
+
+def _psgan_official_inputs(landmarks, regions):
+    """One face in the official ``PreProcess.process`` format: region masks ``(3, 1, H, W)`` and the normalised
+    relative positions ``(3, 136, H/4, W/4)``, from its ``(68, 2)`` landmarks and ``(3, H, W)`` regions."""
+    import torch
+    import torch.nn.functional as F
+
+    from facezoo.methods.psgan.networks import relative_position_features
+
+    size = regions.shape[-1]
+    diff = relative_position_features(landmarks[None], size // 4, size)[0]
+    masks = F.interpolate(regions[None], size=(size // 4, size // 4))[0]
+    diff = diff[None] * masks[:, None]
+    norm = diff.norm(dim=1, keepdim=True)
+    return regions[:, None], diff / torch.where(norm == 0, torch.full_like(norm, 1e10), norm)
+
+
 def psgan_official(checkout: Path, model, batch: Mapping) -> tuple[Callable, str]:
     """``psgan/net.py: Generator`` of a wtjiang98/PSGAN checkout with the module's generator weights.
 
@@ -188,15 +218,10 @@ def psgan_official(checkout: Path, model, batch: Mapping) -> tuple[Callable, str
     ``{}``) and the import is retried; the note says so.
     """
     import torch
-    import torch.nn.functional as F
 
-    from facezoo.methods.psgan.networks import relative_position_features
     from facezoo.methods.psgan.official import official_state_dict_from
 
-    size = batch["image"].shape[-1]
-    if size != 256 or model.hparams.width != 1:
-        raise OfficialError(f"the official Generator is fixed at 256² and width 1 (its get_weight hard-codes 64² "
-                            f"features), got data.size={size}, model.width={model.hparams.width}")
+    _psgan_official_fits(model, batch)
     sys.path.insert(0, str(checkout))  # net.py imports ops.spectral_norm and concern.track
     note = ("imported unmodified; one image per call on pre-processed inputs (region masks and relative positions "
             "computed before timing, which facezoo's predict_batch computes inside)")
@@ -213,21 +238,101 @@ def psgan_official(checkout: Path, model, batch: Mapping) -> tuple[Callable, str
     official = module.Generator().to(batch["image"].device).eval()
     official.load_state_dict(official_state_dict_from(model.generator), strict=True)
     x, y = model.faces(batch)
-
-    def preprocess(landmarks, regions):  # official PreProcess.process: masks (3, 1, H, W), diff (3, 136, h, w)
-        diff = relative_position_features(landmarks[None], size // 4, size)[0]
-        masks = F.interpolate(regions[None], size=(size // 4, size // 4))[0]
-        diff = diff[None] * masks[:, None]
-        norm = diff.norm(dim=1, keepdim=True)
-        return regions[:, None], diff / torch.where(norm == 0, torch.full_like(norm, 1e10), norm)
-
-    prepared = [(x.image[i:i + 1], y.image[i:i + 1], *preprocess(x.landmarks[i], x.regions[i]),
-                 *preprocess(y.landmarks[i], y.regions[i])) for i in range(x.image.shape[0])]
+    prepared = [(x.image[i:i + 1], y.image[i:i + 1], *_psgan_official_inputs(x.landmarks[i], x.regions[i]),
+                 *_psgan_official_inputs(y.landmarks[i], y.regions[i])) for i in range(x.image.shape[0])]
 
     def forward():
         return torch.cat([official(c, s, mc, ms, dc, ds) for c, s, mc, dc, ms, ds in prepared])
 
     return forward, note
+
+
+def psgan_official_train(checkout: Path, model, batch: Mapping) -> tuple[Callable, str]:
+    """One iteration of the official training loop (``psgan/solver.py: Solver.train``) on the same triple.
+
+    ``step()`` runs ``Solver.train`` over a one-batch loader for one epoch: D_A, D_B, then G with its adversarial,
+    identity, histogram-matching (lips, skin, eyes; ``ops/histogram_matching.py`` matches on the CPU in Python),
+    cycle and VGG16 terms, the official defaults of ``psgan/config.py`` (256², batch 1). The official files run
+    unmodified; what stands in around them, all outside the timed arithmetic, is listed in the returned note.
+    """
+    import contextlib
+    import tempfile
+    import types
+
+    import torch
+    import torchvision
+
+    if batch["image"].shape[0] != 1:
+        raise OfficialError("the official trainer runs batch 1 only (ops/histogram_loss.py squeezes the batch "
+                            "dimension): run with --train-batch 1")
+    _psgan_official_fits(model, batch)
+    sys.path.insert(0, str(checkout))                             # it imports ops.*, concern.*, tools.*
+
+    class CfgNode(dict):                                          # fvcore's config node, as far as config.py uses it
+        __getattr__, __setattr__ = dict.__getitem__, dict.__setitem__
+
+    package = types.ModuleType("psgan")                           # psgan/__init__.py imports the dlib face tools
+    package.__path__ = [str(checkout / "psgan")]
+    stubs = {"psgan": package, "psgan.preprocess": types.ModuleType("psgan.preprocess"),
+             "torchgpipe": types.ModuleType("torchgpipe"), "tools.plot": types.ModuleType("tools.plot"),
+             "fvcore": types.ModuleType("fvcore"), "fvcore.common": types.ModuleType("fvcore.common"),
+             "fvcore.common.config": types.ModuleType("fvcore.common.config")}
+    stubs["psgan.preprocess"].PreProcess = None                   # inference only
+    stubs["torchgpipe"].GPipe = None                              # imported, never used
+    stubs["fvcore.common.config"].CfgNode = CfgNode
+    for name in ("plot", "tick", "flush"):                        # the loss plots (matplotlib is not installed)
+        setattr(stubs["tools.plot"], name, lambda *args, **kwargs: None)
+    saved = {name: sys.modules.get(name) for name in stubs}
+    sys.modules.update(stubs)
+    import torchvision.models.vgg as tv_vgg
+
+    tv_vgg.model_urls = {"vgg16": "random"}                       # its VGG16 with random weights (no download)
+    tv_vgg.load_state_dict_from_url = lambda url, progress=True: torchvision.models.vgg16().state_dict()
+    try:
+        config = importlib.import_module("psgan.config")._C
+        solver_module = importlib.import_module("psgan.solver")
+        log = Path(tempfile.mkdtemp(prefix="facezoo-bench-psgan-official-"))
+        config.LOG.LOG_PATH = str(log)
+        with _patched(torch.cuda, device_count=lambda: 1, is_available=lambda: False):  # it divides by the count
+            solver = solver_module.Solver(config, device=str(batch["image"].device))
+    finally:
+        for name, module in saved.items():
+            if module is None:
+                sys.modules.pop(name, None)
+            else:
+                sys.modules[name] = module
+    solver.criterionGAN.Tensor = torch.FloatTensor                # it was given torch.cuda.FloatTensor
+    solver.vis_train = solver.save_models = lambda *args: None    # the first iteration's image and weight files
+    solver.num_epochs, solver.num_epochs_decay = 1, 0
+    x, y = model.faces(batch)
+    masks_s, dist_s = _psgan_official_inputs(x.landmarks[0], x.regions[0])
+    masks_r, dist_r = _psgan_official_inputs(y.landmarks[0], y.regions[0])
+    solver.data_loader_train = [([x.image, masks_s[None], dist_s[None]], [y.image, masks_r[None], dist_r[None]])]
+
+    def step():
+        with _patched(torch.Tensor, cuda=lambda self, *args, **kwargs: self), contextlib.redirect_stdout(None):
+            solver.train()                                        # histogram_matching ends with .cuda()
+        return None
+
+    note = ("`psgan/solver.py: Solver.train` for one iteration of a one-triple loader, the defaults of "
+            "psgan/config.py; stubs for modules it imports but does not train with (psgan/__init__.py's dlib tools, "
+            "torchgpipe, fvcore's config node, the matplotlib loss plots), its VGG16 with random weights (no "
+            "download), torch.cuda.FloatTensor targets as CPU tensors, `.cuda()` as a no-op, and the first "
+            "iteration's image and snapshot writes skipped")
+    return step, note
+
+
+@contextlib.contextmanager
+def _patched(owner, **attributes):
+    """Set attributes of ``owner`` for the ``with`` block, then restore them."""
+    old = {name: getattr(owner, name) for name in attributes}
+    for name, value in attributes.items():
+        setattr(owner, name, value)
+    try:
+        yield
+    finally:
+        for name, value in old.items():
+            setattr(owner, name, value)
 
 
 def gannotation_official(checkout: Path, model, batch: Mapping) -> tuple[Callable, str]:
@@ -313,6 +418,27 @@ def maskgan_stage1_stand_in(cfg, folder: Path) -> list[str]:
     return [f"model.frozen.mask_vae.build.path={path}"]
 
 
+def psgan_vgg16_stand_in(cfg, folder: Path) -> list[str]:
+    """PSGAN's perceptual term needs torchvision's ImageNet VGG16 (``model.frozen.perceptual_loss``); when it is
+    not found, a randomly initialised VGG16 (seed 0) in torchvision's format stands in, so that the training step
+    computes the term, as the official one does with its (here also random) VGG16."""
+    import torch
+    import torchvision
+
+    from facezoo.nets.weights import WeightsNotFoundError, resolve_weights
+
+    try:
+        resolve_weights("vgg16")
+        return []
+    except WeightsNotFoundError:
+        pass
+    torch.manual_seed(0)
+    path = folder / "vgg16_stand_in.pth"                          # its `features` (all the loss keeps), 59 MB
+    features = torchvision.models.vgg.make_layers(torchvision.models.vgg.cfgs["D"])
+    torch.save({f"features.{k}": v for k, v in features.state_dict().items()}, path)
+    return [f"model.frozen.perceptual_loss.build.weights={path}"]
+
+
 def psp_decoder_stand_in(cfg, folder: Path) -> list[str]:
     """pSp decodes with a StyleGAN2 file (``model.decoder``, by default the StyleGAN2 CPU preset's export). When that
     file is absent, the preset's generator with random weights (seed 0) at ``data.size``, written in rosinality's
@@ -347,12 +473,16 @@ class Official:
         label: what runs, for the table (``"psgan/net.py: Generator"``).
         build: ``(checkout, model, batch) -> (forward, note)``; ``forward()`` returns the official output for
             the batch, comparable with the method's inference output; raises :class:`OfficialError`.
+        train: ``(checkout, model, batch) -> (step, note)`` where the official code has a trainer: ``step()`` runs
+            one iteration of its training loop on the batch; ``train_label`` says what runs.
     """
 
     repo: str
     marker: str
     label: str
     build: Callable[[Path, object, Mapping], tuple[Callable[[], object], str]]
+    train: Callable[[Path, object, Mapping], tuple[Callable[[], object], str]] | None = None
+    train_label: str = ""
 
 
 def _amm(mode: str) -> Callable:
@@ -379,6 +509,7 @@ class BenchSpec:
         overrides: Hydra overrides the benchmark puts before the command line's.
         stand_ins: ``(composed cfg, temporary folder) -> overrides``: files an earlier training stage makes, written
             into the folder when absent (random weights), and the overrides that point the config at them.
+        train_batch: the batch of the training-step rows (``--train-batch`` overrides it).
 
     The inputs are the first samples of the config's training split, and the training step is every phase of
     the module on one batch, for every method.
@@ -392,6 +523,7 @@ class BenchSpec:
     variants: Mapping[str, Callable[[object], None]] = field(default_factory=dict)
     overrides: Sequence[str] = ()
     stand_ins: Callable[[object, Path], list[str]] | None = None
+    train_batch: int = 8
 
 
 BF16_WEIGHTS = "fast path (`fast=true`: bf16 weights)"
@@ -412,7 +544,10 @@ BENCHES: dict[str, BenchSpec] = {
         "official loads its files, parity in tests/methods/test_tpgan_official.py",
         variants={BF16_WEIGHTS: _bf16_generator}),
     "psgan": BenchSpec(
-        "PSGAN", official=Official("wtjiang98/PSGAN", "psgan/net.py", "psgan/net.py: Generator", psgan_official),
+        "PSGAN", official=Official("wtjiang98/PSGAN", "psgan/net.py", "psgan/net.py: Generator", psgan_official,
+                                   psgan_official_train, "psgan/solver.py: Solver.train"),
+        train_batch=1,  # the official trainer's (batch 8 at 256², width 1 does not fit in 24 GB here: 19 GB, killed)
+        stand_ins=psgan_vgg16_stand_in,
         variants={"fast path (`fast=true`: bf16 MDNet/MANet, fp32 AMM)": lambda model: model.generator.fast_path(),
                   "AMM chunked": _amm("chunked"), "AMM dense (the official formulation)": _amm("dense")}),
     "gannotation": BenchSpec(
@@ -568,6 +703,22 @@ def run_train(row: dict) -> dict:
     return result
 
 
+def run_official_train(row: dict) -> dict:
+    """The ``official training step`` row: one iteration of the official training loop on the same batch."""
+    import torch
+
+    device = torch.device(row["device"])
+    cfg, model, batch = build(row["overrides"], row["batch"], device)
+    spec = spec_of(row["method"], cfg.model._target_)
+    try:
+        step, note = spec.official.train(Path(row["official"]), model, batch)
+    except OfficialError as err:
+        return {"error": str(err)}
+    result = measure(step, row["repeats"], device)
+    result.pop("output")
+    return {**result, "note": note}
+
+
 def run_loop(row: dict) -> dict:
     """The ``loop`` row: the config's own training loop (its DataLoader, workers, batch size and phase schedule)
     for ``row["warmup"] + row["repeats"]`` batches in a Lightning Trainer; the median time per batch and the
@@ -640,6 +791,8 @@ def run_row(row: dict) -> dict:
             return run_renderer(row)
         if row["kind"] == "loop":
             return run_loop(row)
+        if row["kind"] == "official_train":
+            return run_official_train(row)
         return run_train(row) if row["kind"] == "train" else run_inference(row)
     except Exception as err:  # reported in the table
         if row.get("raise"):
@@ -680,13 +833,18 @@ def method_table(title: str, rows: list[tuple[str, dict, dict]]) -> list[str]:
     head = (f"| {title} | batch | median time (s) | images/s | peak memory (MiB) | time / official "
             f"| memory / official | max abs diff vs official |")
     lines = [head, "|---|---|---|---|---|---|---|---|"]
-    official = {row["batch"]: res for _, row, res in rows if row["kind"] == "official" and "error" not in res}
+    def task(row):  # a facezoo row is compared with the official row of the same task, batch and config
+        training = row["kind"] in ("train", "official_train")
+        return "train" if training else "inference", row["batch"], tuple(row["overrides"])
+
+    official = {task(row): res for _, row, res in rows
+                if row["kind"] in ("official", "official_train") and "error" not in res}
     for label, row, res in rows:
         b = row["batch"]
         if "error" in res:
             lines.append(f"| {label} | {b} | – | – | – | – | – | failed: {res['error']} |")
             continue
-        o = official.get(b) if row["kind"] in ("facezoo", "variant") else None
+        o = official.get(task(row)) if row["kind"] in ("facezoo", "variant", "train") else None
         ratio_t = _f(res["time_s"] / o["time_s"], "{:.2f}") if o else "–"
         ratio_m = _f(res["peak_MiB"] / o["peak_MiB"], "{:.2f}") if o and o["peak_MiB"] >= 1 else "–"
         diff = _f(o.get("max_abs_diff"), "{:.1e}") if o and row["kind"] == "facezoo" else "–"
@@ -739,17 +897,23 @@ def _bench_method(spec: BenchSpec, method: str, args, overrides: list[str], stan
                         f"{'' if workers == 1 else 's'}, batches as scheduled)",
                         {**common, "overrides": [*overrides, f"experiment={preset}"], "kind": "loop",
                          "batch": int(preset_cfg.data.batch_size), "warmup": 2, "repeats": args.loop_batches}))
-    planned.append(("facezoo training step", {**common, "kind": "train", "batch": args.train_batch,
+    train_batch = args.train_batch or spec.train_batch
+    planned.append(("facezoo training step", {**common, "kind": "train", "batch": train_batch,
                                               "repeats": args.train_repeats}))
+    if official and spec.official and spec.official.train:
+        planned.append((f"official training step (`{spec.official.train_label}`)",
+                        {**common, "kind": "official_train", "official": official, "batch": train_batch,
+                         "repeats": args.train_repeats}))
     rows = []
     for label, row in planned:
         result = run(row)
         print(json.dumps({"row": label, "batch": row["batch"], **result}), file=sys.stderr, flush=True)
         rows.append((label, row, result))
 
-    train = rows[-1][2]
+    at = next(i for i, (label, _, _) in enumerate(rows) if label == "facezoo training step")
+    train = rows[at][2]
     if "phases" in train:
-        rows[-1] = (f"facezoo training step ({' → '.join(train['phases'])})", rows[-1][1], train)
+        rows[at] = (f"facezoo training step ({' → '.join(train['phases'])})", rows[at][1], train)
     size, width = cfg.data.size, cfg.model.get("width", None)
     desc = f"{spec.title} {size}²" + (f", width {width:g}" if width is not None else "")
     memory = ("torch.cuda.max_memory_allocated" if args.device == "cuda" else
@@ -768,7 +932,7 @@ def _bench_method(spec: BenchSpec, method: str, args, overrides: list[str], stan
     text += method_table(desc, rows)
     notes = []
     if stand_ins:
-        notes.append("Stand-ins for files an earlier training stage makes (random weights): "
+        notes.append("Stand-ins for weight files absent here (random weights): "
                      + ", ".join(f"`{o}`" for o in stand_ins) + ".")
     if train.get("terms_off"):
         notes.append("Loss terms off in the training step: " + "; ".join(f"`{k}` ({v})" for k, v in
@@ -782,7 +946,8 @@ def _bench_method(spec: BenchSpec, method: str, args, overrides: list[str], stan
         notes.append(f"Official rows skipped: no `--official PATH` (a checkout of github.com/{spec.official.repo}; "
                      f"`make bench` takes it from FACEZOO_OFFICIAL_{method.upper()} or OFFICIAL_DIR/{method}).")
     else:
-        found = sorted({res["note"] for label, row, res in rows if row["kind"] == "official" and res.get("note")})
+        found = sorted({res["note"] for label, row, res in rows
+                        if row["kind"] in ("official", "official_train") and res.get("note")})
         commit = _git_commit(Path(official))
         notes.append(f"Official: `{spec.official.label}` of github.com/{spec.official.repo}"
                      + (f" @ {commit}" if commit else "") + f" ({official}), loaded with the facezoo module's "
@@ -842,7 +1007,8 @@ def parse_args(argv: Sequence[str] | None):
     p.add_argument("--repeats", type=int, default=3, help="timed calls per inference row (after one warm-up)")
     p.add_argument("--train-repeats", type=int, help="timed training steps (default: --repeats)")
     p.add_argument("--batches", default="1,8", help="comma-separated inference batch sizes")
-    p.add_argument("--train-batch", type=int, default=8, help="batch of the training-step row")
+    p.add_argument("--train-batch", type=int, help="batch of the training-step rows (default: the method's "
+                                                   "BenchSpec.train_batch, 8 unless its official trainer's differs)")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     p.add_argument("--variants", action="store_true", help="also measure the method's alternative implementations")
     p.add_argument("--preset", action="store_true",
@@ -858,7 +1024,8 @@ def parse_args(argv: Sequence[str] | None):
     args = p.parse_intermixed_args(argv)
     args.batches = [int(b) for b in str(args.batches).split(",") if b]
     args.train_repeats = args.repeats if args.train_repeats is None else args.train_repeats
-    if not args.batches or min(args.repeats, args.train_repeats, args.train_batch, args.loop_batches, *args.batches) < 1:
+    counts = (args.repeats, args.train_repeats, args.train_batch or 1, args.loop_batches, *args.batches)
+    if not args.batches or min(counts) < 1:
         p.error("--repeats, --train-repeats, --batches, --train-batch and --loop-batches must be >= 1")
     bad = [o for o in args.overrides if "=" not in o]
     if bad:

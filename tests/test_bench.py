@@ -59,7 +59,7 @@ def test_bench_method_rows(method, tmp_path):
                       compose("train", ["experiment=gannotation_cpu"]).data.batch_size)] if preset else [])
     overrides = [f"model={method}", *TINY, *TINY_EXTRA.get(method, [])]
     stand_ins = spec.stand_ins(compose("train", overrides), tmp_path) if spec.stand_ins else []
-    assert ("Stand-ins for files an earlier training stage makes" in text) == bool(stand_ins)
+    assert ("Stand-ins for weight files absent here" in text) == bool(stand_ins)
     model = build_model(*overrides, *stand_ins)                               # the step runs every phase
     assert train[0] == f"facezoo training step ({' → '.join(p.name for p in model.phases if p.at)})"
     assert {(f"facezoo inference, {name}", b) for name in spec.variants for b in (1, 2)} <= set(rows)
@@ -104,3 +104,25 @@ def test_maskgan_beside_the_demo_generator(tmp_path):
     official = rows[("official inference (`MaskGAN_demo/models/networks.py: GlobalGenerator`)", 1)]
     ours = rows[("facezoo inference (`predict_batch`)", 1)]
     assert float(official[0]) > 0 and float(ours[3]) > 0 and float(ours[5]) < 1e-4   # time ratio; max abs diff
+
+
+def test_the_table_compares_each_row_with_the_official_row_of_its_task_batch_and_config():
+    """Inference with official inference, the training step with the official training step of the same batch and
+    config; the preset's step (another config) and the loop get no ratio."""
+    def row(kind, batch, overrides=("model=psgan",)):
+        return {"kind": kind, "batch": batch, "overrides": list(overrides)}
+
+    preset = ("model=psgan", "experiment=psgan_cpu")
+    rows = [("facezoo inference", row("facezoo", 1), {"time_s": 2.0, "peak_MiB": 100.0}),
+            ("official inference", row("official", 1), {"time_s": 4.0, "peak_MiB": 400.0, "max_abs_diff": 1e-5}),
+            ("facezoo training step", row("train", 1), {"time_s": 30.0, "peak_MiB": 3000.0}),
+            ("official training step", row("official_train", 1), {"time_s": 60.0, "peak_MiB": 6000.0}),
+            ("facezoo training step at the CPU preset", row("train", 1, preset), {"time_s": 0.5, "peak_MiB": 50.0}),
+            ("facezoo training loop at the CPU preset", row("loop", 8, preset),
+             {"time_s": 1.0, "peak_MiB": None, "data_wait_share": 0.075})]
+    cells = table_rows("\n".join(bench.method_table("PSGAN", rows)))
+    assert cells[("facezoo inference", 1)][3:] == ["0.50", "0.25", "1.0e-05"]
+    assert cells[("facezoo training step", 1)][3:] == ["0.50", "0.50", "–"]
+    assert cells[("facezoo training step at the CPU preset", 1)][3:] == ["–", "–", "–"]
+    assert cells[("facezoo training loop at the CPU preset", 8)] == ["1.000", "8", "–", "–", "–",
+                                                                     "waiting for data 8% of the time"]
