@@ -35,7 +35,9 @@ Rows (inputs: the first samples of the config's training split, collated; all in
   ``training loop``: its own DataLoader (renderer, workers, batch size) and phase schedule for 2 + ``--loop-batches``
   batches in a Lightning ``Trainer``, timed per batch by a callback after 2 warm-up batches; the row gives the
   median time per batch and the share of the time spent between two steps, i.e. waiting for data (the batch's
-  rendering in the main process, or the wait for a worker's);
+  rendering in the main process, or the wait for a worker's); with ``--compile`` also the preset's training step
+  with ``compile=true`` (``facezoo.train.compile_networks``), its speed relative to the eager step and the time of
+  its first (compiling) step;
 * with ``--variants``: the method's alternative implementations beside the inference rows (every method's bf16
   fast path, ``fast=true`` in ``facezoo.infer``; PSGAN: also the chunked and the dense AMM, the dense one being the
   official formulation), each with its
@@ -67,6 +69,7 @@ and every method with a model config named after it (``--list``), with ``--offic
 from __future__ import annotations
 
 import argparse
+import atexit
 import contextlib
 import copy
 import datetime as dt
@@ -113,9 +116,9 @@ def measure(fn: Callable[[], object], repeats: int, device) -> dict:
     """Time ``fn`` (one warm-up call, then the median of ``repeats`` calls) and its peak memory.
 
     Returns:
-        ``{"time_s", "peak_MiB", "peak_reset", "output"}``: the median seconds per call, the calls' peak memory
-        above what the process held before them (MiB), whether the CPU peak could be reset first, and the
-        last call's return value.
+        ``{"time_s", "first_s", "peak_MiB", "peak_reset", "output"}``: the median seconds per call, the seconds
+        of the warm-up call, the calls' peak memory above what the process held before them (MiB), whether the
+        CPU peak could be reset first, and the last call's return value.
     """
     import torch
 
@@ -129,8 +132,10 @@ def measure(fn: Callable[[], object], repeats: int, device) -> dict:
     else:
         reset = _reset_peak_rss()
         before = _status_mib("VmRSS") or 0.0
+    start = time.perf_counter()
     output = fn()
     sync()
+    first = time.perf_counter() - start
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
@@ -142,7 +147,8 @@ def measure(fn: Callable[[], object], repeats: int, device) -> dict:
     else:
         hwm = _status_mib("VmHWM") if reset else None
         peak = (hwm if hwm is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024) - before
-    return {"time_s": statistics.median(times), "peak_MiB": max(peak, 0.0), "peak_reset": reset, "output": output}
+    return {"time_s": statistics.median(times), "first_s": first, "peak_MiB": max(peak, 0.0), "peak_reset": reset,
+            "output": output}
 
 
 def machine(device: str | None = None) -> str:
@@ -335,6 +341,45 @@ def _patched(owner, **attributes):
             setattr(owner, name, value)
 
 
+def tpgan_official(checkout: Path, model, batch: Mapping) -> tuple[Callable, str]:
+    """``network.py: Generator`` of an iwtw/pytorch-TP-GAN checkout with the module's generator weights.
+
+    The authors' code is TensorFlow; this PyTorch port is what runs beside facezoo, and only facezoo's port
+    architecture (``model=tpgan_iwtw``) has its function. It is imported under the PyTorch 0.3 behaviour it was
+    written for (``scripts/fixtures/make_tpgan_iwtw.py: port_runtime``: bilinear up-sampling on the corner grid,
+    the ``init.kaiming_normal`` alias), kept for the rest of the process, and run in eval mode without dropout,
+    fed what facezoo's ``predict_batch`` computes inside (the image's 1/2 and 1/4 copies, the four part patches
+    around its landmarks, the fixed noise) computed before timing.
+    """
+    import torch.nn.functional as F
+
+    from facezoo.methods.tpgan.module import five_points, part_centers
+    from facezoo.methods.tpgan.networks import ARCHS, PART_NAMES
+    from facezoo.methods.tpgan.official import to_official_state_dict
+
+    g, size = model.generator, batch["image"].shape[-1]
+    if g.arch != ARCHS["iwtw"] or size != 128 or model.hparams.width != 1 or not g.use_local:
+        raise OfficialError(f"the port's Generator is fixed at 128², width 1, with its own architecture: run "
+                            f"model=tpgan_iwtw (got data.size={size}, model.width={model.hparams.width}, "
+                            f"model.arch {'iwtw' if g.arch == ARCHS['iwtw'] else 'not iwtw'})")
+    fixture = _import_file("facezoo_make_tpgan_iwtw", Path(__file__).parent / "fixtures" / "make_tpgan_iwtw.py")
+    runtime = fixture.port_runtime(checkout)
+    network = runtime.__enter__()
+    atexit.register(runtime.__exit__, None, None, None)  # open until the process ends: closing it restores PyTorch
+    official = network.Generator(zdim=model.hparams.zdim, num_classes=model.hparams.num_classes,
+                                 use_batchnorm=model.hparams.norm == "batch")
+    official.load_state_dict(to_official_state_dict(g), strict=True)
+    official = official.to(batch["image"].device).eval()
+    image = batch["image"]
+    patches = model.crop_parts(image, part_centers(five_points(batch)))
+    inputs = (image, *(F.interpolate(image, size=(size // k, size // k), mode="bilinear", align_corners=True)
+                       for k in (2, 4)), *(patches[name] for name in PART_NAMES), model._fixed_noise(image.shape[0]))
+    return (lambda: official(*inputs, use_dropout=False)[0]), (
+        "imported unmodified under port_runtime's PyTorch 0.3 behaviour (scripts/fixtures/make_tpgan_iwtw.py); fed "
+        "the 1/2 and 1/4 images, part patches and noise computed before timing (facezoo's predict_batch computes "
+        "them inside)")
+
+
 def gannotation_official(checkout: Path, model, batch: Mapping) -> tuple[Callable, str]:
     """``model.py: Generator`` of an ESanchezLozano/GANnotation checkout with the module's generator weights.
 
@@ -475,6 +520,8 @@ class Official:
             the batch, comparable with the method's inference output; raises :class:`OfficialError`.
         train: ``(checkout, model, batch) -> (step, note)`` where the official code has a trainer: ``step()`` runs
             one iteration of its training loop on the batch; ``train_label`` says what runs.
+        model: the model config whose network the official one computes, when it is not ``model=<method>``
+            (TP-GAN: the port's architecture); ``--official`` benchmarks it in place of ``model=<method>``.
     """
 
     repo: str
@@ -483,6 +530,7 @@ class Official:
     build: Callable[[Path, object, Mapping], tuple[Callable[[], object], str]]
     train: Callable[[Path, object, Mapping], tuple[Callable[[], object], str]] | None = None
     train_label: str = ""
+    model: str | None = None
 
 
 def _amm(mode: str) -> Callable:
@@ -539,9 +587,8 @@ def _bf16_generator(model) -> None:
 #: official side, another inference call, variants. A method without an entry gets the default.
 BENCHES: dict[str, BenchSpec] = {
     "tpgan": BenchSpec(
-        "TP-GAN", no_official="none in scripts/bench.py yet: the PyTorch port (iwtw/pytorch-TP-GAN) runs only with "
-        "run-time patches for PyTorch 0.3 (scripts/fixtures/make_tpgan_iwtw.py: port_runtime); facezoo.methods.tpgan."
-        "official loads its files, parity in tests/methods/test_tpgan_official.py",
+        "TP-GAN", official=Official("iwtw/pytorch-TP-GAN", "network.py", "network.py: Generator (the PyTorch port)",
+                                    tpgan_official, model="tpgan_iwtw"),
         variants={BF16_WEIGHTS: _bf16_generator}),
     "psgan": BenchSpec(
         "PSGAN", official=Official("wtjiang98/PSGAN", "psgan/net.py", "psgan/net.py: Generator", psgan_official,
@@ -668,6 +715,10 @@ def run_train(row: dict) -> dict:
     device = torch.device(row["device"])
     _, model, batch = build(row["overrides"], row["batch"], device)
     model.train()
+    if row.get("compile"):
+        from facezoo.train import compile_networks
+
+        compile_networks(model)
     phases = [p for p in model.phases if p.at]  # a phase with at=() never runs
     result: dict = {}
 
@@ -852,6 +903,11 @@ def method_table(title: str, rows: list[tuple[str, dict, dict]]) -> list[str]:
             diff = f"{res['max_abs_diff']:.1e} to facezoo fp32 (PSNR {res['psnr_vs_fp32']:.1f} dB)"
         if "data_wait_share" in res:
             diff = f"waiting for data {100 * res['data_wait_share']:.0f}% of the time"
+        if row.get("compile"):
+            eager = next((r for _, e, r in rows if e["kind"] == "train" and e["overrides"] == row["overrides"]
+                          and not e.get("compile") and "time_s" in r), None)
+            speed = f"{eager['time_s'] / res['time_s']:.2f}x the eager step's speed; " if eager else ""
+            diff = f"{speed}first step (compiling) {_seconds(res['first_s'])} s"
         lines.append(f"| {label} | {b} | {_seconds(res['time_s'])} | {_rate(b / res['time_s'])} | "
                      f"{_f(res['peak_MiB'], '{:.0f}')} | {ratio_t} | {ratio_m} | {diff} |")
     return lines
@@ -860,6 +916,8 @@ def method_table(title: str, rows: list[tuple[str, dict, dict]]) -> list[str]:
 def bench_method(method: str, args, overrides: list[str]) -> str:
     """Run the rows of one method; the Markdown section (without its heading)."""
     spec = spec_of(method, _compose(overrides).model._target_)
+    if args.official and spec.official and spec.official.model and f"model={method}" in overrides:
+        overrides = [f"model={spec.official.model}" if o == f"model={method}" else o for o in overrides]
     overrides = [*spec.overrides, *overrides]
     with tempfile.TemporaryDirectory(prefix="facezoo-bench-") as folder:
         stand_ins = spec.stand_ins(_compose(overrides), Path(folder)) if spec.stand_ins else []
@@ -891,7 +949,10 @@ def _bench_method(spec: BenchSpec, method: str, args, overrides: list[str], stan
         planned.append((f"facezoo training step at the CPU preset (`experiment={preset}`: {preset_cfg.data.size}²"
                         + (f", width {width:g}" if width is not None else "") + ")",
                         {**common, "overrides": [*overrides, f"experiment={preset}"], "kind": "train",
-                         "batch": args.train_batch, "repeats": args.train_repeats}))
+                         "batch": args.train_batch or 8, "repeats": args.train_repeats}))
+        if args.compile:
+            planned.append(("facezoo training step at the CPU preset, `compile=true`",
+                            {**planned[-1][1], "compile": True}))
         workers = preset_cfg.data.get("num_workers", 0)
         planned.append((f"facezoo training loop at the CPU preset (its DataLoader: {workers} worker"
                         f"{'' if workers == 1 else 's'}, batches as scheduled)",
@@ -1015,6 +1076,9 @@ def parse_args(argv: Sequence[str] | None):
                    help="also measure the training step at the method's CPU preset (experiment=<method>_cpu)")
     p.add_argument("--loop-batches", type=int, default=10,
                    help="measured batches of the preset's training loop (--preset; after 2 warm-up batches)")
+    p.add_argument("--compile", action="store_true",
+                   help="with --preset: also the preset's training step with compile=true (torch.compile; the "
+                        "warm-up step compiles)")
     p.add_argument("--renderer-samples", type=int, default=100, help="samples per call of the renderer rows")
     p.add_argument("--no-isolate", action="store_true", help="run every row in this process (quick, memory less exact)")
     p.add_argument("--raise-errors", action="store_true", help="raise a failing row's exception instead of "

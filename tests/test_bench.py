@@ -106,9 +106,23 @@ def test_maskgan_beside_the_demo_generator(tmp_path):
     assert float(official[0]) > 0 and float(ours[3]) > 0 and float(ours[5]) < 1e-4   # time ratio; max abs diff
 
 
+@pytest.mark.skipif(not os.environ.get("FACEZOO_OFFICIAL_TPGAN"),
+                    reason="FACEZOO_OFFICIAL_TPGAN (an iwtw/pytorch-TP-GAN checkout) not set")
+def test_tpgan_beside_the_pytorch_port(tmp_path):
+    """--official benchmarks the port's architecture (model=tpgan_iwtw): the port's Generator with the module's
+    weights gives the facezoo output."""
+    argv = ["model=tpgan", "--official", os.environ["FACEZOO_OFFICIAL_TPGAN"], *FAST, "--batches", "1",
+            "--append", str(tmp_path / "b.md")]
+    text = bench.main(argv)
+    rows = table_rows(text)
+    official = rows[("official inference (`network.py: Generator (the PyTorch port)`)", 1)]
+    ours = rows[("facezoo inference (`predict_batch`)", 1)]
+    assert "`model=tpgan_iwtw" in text and float(official[0]) > 0 and float(ours[5]) < 1e-4
+
+
 def test_the_table_compares_each_row_with_the_official_row_of_its_task_batch_and_config():
     """Inference with official inference, the training step with the official training step of the same batch and
-    config; the preset's step (another config) and the loop get no ratio."""
+    config; the preset's step (another config) and the loop get no ratio, the compiled step its speed-up."""
     def row(kind, batch, overrides=("model=psgan",)):
         return {"kind": kind, "batch": batch, "overrides": list(overrides)}
 
@@ -118,11 +132,14 @@ def test_the_table_compares_each_row_with_the_official_row_of_its_task_batch_and
             ("facezoo training step", row("train", 1), {"time_s": 30.0, "peak_MiB": 3000.0}),
             ("official training step", row("official_train", 1), {"time_s": 60.0, "peak_MiB": 6000.0}),
             ("facezoo training step at the CPU preset", row("train", 1, preset), {"time_s": 0.5, "peak_MiB": 50.0}),
+            ("compiled", {**row("train", 1, preset), "compile": True},
+             {"time_s": 0.25, "first_s": 95.0, "peak_MiB": 80.0}),
             ("facezoo training loop at the CPU preset", row("loop", 8, preset),
              {"time_s": 1.0, "peak_MiB": None, "data_wait_share": 0.075})]
     cells = table_rows("\n".join(bench.method_table("PSGAN", rows)))
     assert cells[("facezoo inference", 1)][3:] == ["0.50", "0.25", "1.0e-05"]
     assert cells[("facezoo training step", 1)][3:] == ["0.50", "0.50", "–"]
     assert cells[("facezoo training step at the CPU preset", 1)][3:] == ["–", "–", "–"]
+    assert cells[("compiled", 1)][3:] == ["–", "–", "2.00x the eager step's speed; first step (compiling) 95.0 s"]
     assert cells[("facezoo training loop at the CPU preset", 8)] == ["1.000", "8", "–", "–", "–",
                                                                      "waiting for data 8% of the time"]
