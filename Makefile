@@ -37,7 +37,10 @@ test: $(STAMP)  ## run the whole test suite (CPU)
 # `make bench`: scripts/bench.py for the renderer and every method it lists (`scripts/bench.py --list`), appended
 # to $(BENCH_FILE). Official side-by-side rows for a method when FACEZOO_OFFICIAL_<METHOD> (e.g.
 # FACEZOO_OFFICIAL_PSGAN=/src/PSGAN) or OFFICIAL_DIR/<method> (OFFICIAL_DIR=/src/official with psgan/, gannotation/)
-# is a checkout of its official repository; without one the section says the rows were skipped.
+# is a checkout of its official repository; without one the section says the rows were skipped. Rows per method:
+# inference at batch 1 and 8 (fp32, the fast path, the official network), the training step at the CPU preset
+# (eager and compile=true), the preset's training loop with its share of time waiting for data, and the training
+# step at the method's real size (beside the official trainer's where it runs here: PSGAN).
 # More options: BENCH_ARGS="--device cuda --repeats 5".
 # Then the network benchmarks at the official sizes (scripts/bench_<net>.py: StyleGAN2's generator at 256 and 1024 px
 # and its training step at 64 and 256 px beside rosinality's code, FACEZOO_OFFICIAL_STYLEGAN2 or
@@ -49,8 +52,8 @@ bench: $(STAMP)  ## speed and memory of every method (+ official rows), appended
 	@set -e; for m in $$($(PY) scripts/bench.py --list); do \
 	  dir=$$(printenv FACEZOO_OFFICIAL_$$(echo $$m | tr a-z A-Z) || true); \
 	  if [ -z "$$dir" ] && [ -n "$(OFFICIAL_DIR)" ] && [ -d "$(OFFICIAL_DIR)/$$m" ]; then dir="$(OFFICIAL_DIR)/$$m"; fi; \
-	  echo "$(PY) scripts/bench.py model=$$m $${dir:+--official $$dir} --variants --preset --append $(BENCH_FILE) $(BENCH_ARGS)"; \
-	  $(PY) scripts/bench.py model=$$m $${dir:+--official "$$dir"} --variants --preset --append $(BENCH_FILE) $(BENCH_ARGS); \
+	  echo "$(PY) scripts/bench.py model=$$m $${dir:+--official $$dir} --variants --preset --compile --append $(BENCH_FILE) $(BENCH_ARGS)"; \
+	  $(PY) scripts/bench.py model=$$m $${dir:+--official "$$dir"} --variants --preset --compile --append $(BENCH_FILE) $(BENCH_ARGS); \
 	done
 	@set -e; for n in $(NET_BENCHES); do \
 	  dir=$$(printenv FACEZOO_OFFICIAL_$$(echo $$n | tr a-z A-Z) || true); \

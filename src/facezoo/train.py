@@ -45,7 +45,10 @@ def compile_networks(model: L.LightningModule) -> list[str]:
     in place (``nn.Module.compile``: checkpoints keep their keys). A part dynamo cannot compile (a graph break, such
     as PSGAN's AMM with its data-dependent region sizes) runs eagerly, and an error while compiling falls back to
     eager execution with torch's warning instead of ending the run (``torch._dynamo.config.suppress_errors``).
-    Compilation happens at the first call of each network, so the first steps are slow.
+    Compilation happens at the first call of each network, so the first steps are slow. Experimental: measured at
+    1.04-1.28x on the CPU presets' training steps, and it once failed in TP-GAN's backward with aot_autograd's
+    "does not currently support double backward", which two reruns did not reproduce (docs/benchmarks.md); a
+    failure at run time, unlike one while compiling, ends the run.
 
     Returns:
         the names of the compiled networks (also logged, on one line).
