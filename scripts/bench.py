@@ -261,7 +261,7 @@ def psgan_official_train(checkout: Path, model, batch: Mapping) -> tuple[Callabl
     cycle and VGG16 terms, the official defaults of ``psgan/config.py`` (256², batch 1). The official files run
     unmodified; what stands in around them, all outside the timed arithmetic, is listed in the returned note.
     """
-    import contextlib
+    import shutil
     import tempfile
     import types
 
@@ -297,8 +297,8 @@ def psgan_official_train(checkout: Path, model, batch: Mapping) -> tuple[Callabl
     try:
         config = importlib.import_module("psgan.config")._C
         solver_module = importlib.import_module("psgan.solver")
-        log = Path(tempfile.mkdtemp(prefix="facezoo-bench-psgan-official-"))
-        config.LOG.LOG_PATH = str(log)
+        config.LOG.LOG_PATH = tempfile.mkdtemp(prefix="facezoo-bench-psgan-official-")
+        atexit.register(shutil.rmtree, config.LOG.LOG_PATH, ignore_errors=True)
         with _patched(torch.cuda, device_count=lambda: 1, is_available=lambda: False):  # it divides by the count
             solver = solver_module.Solver(config, device=str(batch["image"].device))
     finally:
@@ -555,8 +555,9 @@ class BenchSpec:
         variants: alternative implementations, ``{label: fn(model) -> None}`` changing the built module in
             place, measured beside the inference rows with ``--variants``.
         overrides: Hydra overrides the benchmark puts before the command line's.
-        stand_ins: ``(composed cfg, temporary folder) -> overrides``: files an earlier training stage makes, written
-            into the folder when absent (random weights), and the overrides that point the config at them.
+        stand_ins: ``(composed cfg, temporary folder) -> overrides``: weight files that are absent here (an earlier
+            training stage's, a loss network's), written into the folder with random weights, and the overrides
+            that point the config at them.
         train_batch: the batch of the training-step rows (``--train-batch`` overrides it).
 
     The inputs are the first samples of the config's training split, and the training step is every phase of
