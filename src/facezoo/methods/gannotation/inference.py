@@ -144,7 +144,7 @@ class Reposer:
     def __init__(self, fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], size: int):
         self.fn, self.size = fn, int(size)
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def __call__(self, image: torch.Tensor, landmarks: torch.Tensor) -> torch.Tensor:
         if image.shape[-2:] != (self.size, self.size):
             raise ValueError(f"expected ({self.size}, {self.size}) faces, got {tuple(image.shape)}")

@@ -305,7 +305,7 @@ def paste_edit(photo: np.ndarray, rendering: np.ndarray, alpha: np.ndarray, matr
 
 
 # ------------------------------------------------------------------------------------------------- render
-@torch.no_grad()
+@torch.inference_mode()
 def render(generator: Generator, mask: Tensor, style_mask: Tensor, style_image: np.ndarray) -> np.ndarray:
     """``G(mask; style_mask, style_image)`` for one face.
 

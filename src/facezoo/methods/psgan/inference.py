@@ -149,7 +149,7 @@ def detect_face(image: np.ndarray, detector: LandmarkDetector, name: str = "phot
     return largest_face(faces, name=name)
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def transfer(source_img: np.ndarray, reference_img: np.ndarray, generator: nn.Module,
              detector: LandmarkDetector, parser: FaceParser | None, alpha: float = 1.0,
              regions: Sequence[str] | str | None = None, size: int = 256, minmax: bool = False,

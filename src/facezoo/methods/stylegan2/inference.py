@@ -34,7 +34,7 @@ def load_generator(cfg: DictConfig) -> torch.nn.Module:
     return generator if model is None else model.generator_ema
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def sample_grid(generator: torch.nn.Module, n: int, per_row: int, seed: int = 0,
                 truncation: float = 1.0) -> np.ndarray:
     """``n`` samples from fixed z as one uint8 grid picture (rows of ``per_row``)."""
