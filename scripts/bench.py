@@ -813,9 +813,8 @@ def run_loop(row: dict) -> dict:
     if len(timer.steps) < row["repeats"]:
         raise RuntimeError(f"the loop ran {len(timer.steps)} measured batches, not {row['repeats']}")
     batch_times = [w + s for w, s in zip(timer.waits, timer.steps)]
-    return {"time_s": statistics.median(batch_times), "peak_MiB": None, "batch": int(cfg.data.batch_size),
-            "data_wait_share": sum(timer.waits) / sum(batch_times), "workers": int(cfg.data.get("num_workers", 0)),
-            "wait_s": statistics.median(timer.waits)}
+    return {"time_s": statistics.median(batch_times), "peak_MiB": None,
+            "data_wait_share": sum(timer.waits) / sum(batch_times), "wait_s": statistics.median(timer.waits)}
 
 
 def run_renderer(row: dict) -> dict:
@@ -947,13 +946,13 @@ def _bench_method(spec: BenchSpec, method: str, args, overrides: list[str], stan
     if args.preset and (CONF_DIR / "experiment" / f"{preset}.yaml").is_file():
         preset_cfg = _compose([*overrides, f"experiment={preset}"])
         width = preset_cfg.model.get("width", None)
+        preset_step = {**common, "overrides": [*overrides, f"experiment={preset}"], "kind": "train",
+                       "batch": args.train_batch or 8, "repeats": args.train_repeats}
         planned.append((f"facezoo training step at the CPU preset (`experiment={preset}`: {preset_cfg.data.size}²"
-                        + (f", width {width:g}" if width is not None else "") + ")",
-                        {**common, "overrides": [*overrides, f"experiment={preset}"], "kind": "train",
-                         "batch": args.train_batch or 8, "repeats": args.train_repeats}))
+                        + (f", width {width:g}" if width is not None else "") + ")", preset_step))
         if args.compile:
             planned.append(("facezoo training step at the CPU preset, `compile=true`",
-                            {**planned[-1][1], "compile": True}))
+                            {**preset_step, "compile": True}))
         workers = preset_cfg.data.get("num_workers", 0)
         planned.append((f"facezoo training loop at the CPU preset (its DataLoader: {workers} worker"
                         f"{'' if workers == 1 else 's'}, batches as scheduled)",

@@ -243,6 +243,7 @@ def test_chain_writes_every_step(tmp_path, tiny_ckpt, monkeypatch):
     # step 1 is G(crop, H(target 1)) computed independently
     reposer = inference.load_reposer(cfg)
     first = reposer(crop, torch.from_numpy(inference.points_in_crop(np.load(targets[0]), 32)).float()[None])
+    assert first.is_inference()                                      # the photo pipeline runs in inference_mode
     step1 = np.asarray(Image.open(tmp_path / "res_1.png")).astype(np.float64)
     np.testing.assert_allclose(step1, (first[0].permute(1, 2, 0).numpy() + 1) * 127.5, atol=0.51)
     # fast=true: the generator in bf16, the output fp32 and close
