@@ -97,10 +97,12 @@ def read_pts(path: str | Path) -> np.ndarray:
 
     Example:
         >>> import tempfile, os
-        >>> p = os.path.join(tempfile.mkdtemp(), "a.pts")
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> p = os.path.join(tmp.name, "a.pts")
         >>> _ = open(p, "w").write(format_pts(np.array([[1.5, 2.0], [3.0, 4.25]])))
         >>> read_pts(p).tolist()
         [[1.5, 2.0], [3.0, 4.25]]
+        >>> tmp.cleanup()
     """
     path = Path(path)
     try:

@@ -131,10 +131,12 @@ def read_photo(path: str | os.PathLike, min_side: int = MIN_SIDE, max_pixels: in
 
     Example:
         >>> import tempfile, os
-        >>> p = os.path.join(tempfile.mkdtemp(), "gray.png")
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> p = os.path.join(tmp.name, "gray.png")
         >>> Image.fromarray(np.full((64, 80), 7, np.uint8)).save(p)
         >>> read_photo(p).shape, int(read_photo(p)[0, 0, 2])
         ((64, 80, 3), 7)
+        >>> tmp.cleanup()
     """
     path = Path(path)
     if not path.is_file():

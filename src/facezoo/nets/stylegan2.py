@@ -1187,11 +1187,13 @@ def load_rosinality(
     Example:
         >>> import tempfile, os
         >>> g = Generator(8, 8, 1, narrow=1 / 64)
-        >>> p = os.path.join(tempfile.mkdtemp(), "g.pt")
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> p = os.path.join(tmp.name, "g.pt")
         >>> save_rosinality(p, g, torch.zeros(8))
         >>> g2, avg = load_rosinality(p)
         >>> g2.size, g2.channels[4], avg.shape
         (8, 8, torch.Size([8]))
+        >>> tmp.cleanup()
     """
     source = os.fspath(path)
     ckpt = _read_checkpoint(path, map_location)

@@ -391,9 +391,11 @@ def resolve_weights(
 
     Example:
         >>> import os, tempfile
-        >>> d = tempfile.mkdtemp(); p = os.path.join(d, "w.pth"); open(p, "wb").close()
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> p = os.path.join(tmp.name, "w.pth"); open(p, "wb").close()
         >>> resolve_weights("vgg16", path=p).name
         'w.pth'
+        >>> tmp.cleanup()
     """
     spec = _spec(name)
     where = cache_dir()
@@ -455,10 +457,12 @@ def load_state_dict_file(
 
     Example:
         >>> import os, tempfile
-        >>> p = os.path.join(tempfile.mkdtemp(), "c.pth.tar")
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> p = os.path.join(tmp.name, "c.pth.tar")
         >>> torch.save({"state_dict": {"module.fc.weight": torch.ones(2)}}, p)
         >>> list(load_state_dict_file(p))
         ['fc.weight']
+        >>> tmp.cleanup()
     """
     try:
         if Path(path).suffix == ".safetensors":

@@ -24,10 +24,12 @@ conversion for facezoo's [-1, 1] images. The weights are on Google Drive only (n
 
 Example:
     >>> import os, tempfile
-    >>> path = os.path.join(tempfile.mkdtemp(), "myGEN.pth")
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> path = os.path.join(tmp.name, "myGEN.pth")
     >>> torch.save(official_state_dict_from(Generator(width=0.125, repeat_num=1)), path)
     >>> load_official_generator(path, width=0.125, repeat_num=1).num_points
     66
+    >>> tmp.cleanup()
 """
 
 from __future__ import annotations

@@ -293,10 +293,12 @@ def load_official(path: str | os.PathLike, part: str, **overrides) -> nn.Module:
     Example:
         >>> import os, tempfile
         >>> from facezoo.methods.maskgan.networks import BlendGenerator
-        >>> p = os.path.join(tempfile.mkdtemp(), "latest_net_B.pth")
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> p = os.path.join(tmp.name, "latest_net_B.pth")
         >>> torch.save(to_official_state_dict(BlendGenerator(ngf=4, n_downsample=2, n_blocks=1)), p)
         >>> load_official(p, "B", ngf=4, n_downsample=2, n_blocks=1).training
         False
+        >>> tmp.cleanup()
     """
     net = build(part, **overrides)
     file = Path(path)

@@ -150,10 +150,12 @@ def load_official_generator(path: str | os.PathLike | None = None, width: float 
 
     Example:
         >>> import os, tempfile
-        >>> p = os.path.join(tempfile.mkdtemp(), "G.pth")
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> p = os.path.join(tmp.name, "G.pth")
         >>> torch.save(official_state_dict_from(PSGANGenerator(width=0.125)), p)
         >>> load_official_generator(p, width=0.125).training
         False
+        >>> tmp.cleanup()
     """
     file = resolve_weights("psgan_g", path=path, path_arg="weights")
     try:

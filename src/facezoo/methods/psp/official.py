@@ -22,10 +22,12 @@ Example:
     >>> from facezoo.nets.stylegan2 import Generator
     >>> from facezoo.methods.psp.networks import PSP
     >>> model = PSP(Generator(16, 8, 1, narrow=1 / 64), "BackboneEncoderUsingLastLayerIntoWPlus", irse50=False)
-    >>> path = os.path.join(tempfile.mkdtemp(), "psp.pt")
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> path = os.path.join(tmp.name, "psp.pt")
     >>> torch.save(official_checkpoint_from(model), path)
     >>> load_official(path).n_styles
     6
+    >>> tmp.cleanup()
 """
 
 from __future__ import annotations

@@ -368,10 +368,12 @@ def load_part(path: str | os.PathLike, part: str, **overrides) -> nn.Module:
 
     Example:
         >>> import os, tempfile
-        >>> path = os.path.join(tempfile.mkdtemp(), "Discriminator_epoch0.pth")
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> path = os.path.join(tmp.name, "Discriminator_epoch0.pth")
         >>> torch.save(to_official_state_dict(build("D", norm="batch")), path)
         >>> type(load_part(path, "D").conv1[1]).__name__  # norm="batch" read off the file
         'BatchNorm2d'
+        >>> tmp.cleanup()
     """
     _part(part)
     file = Path(path)
