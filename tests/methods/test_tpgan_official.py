@@ -2,7 +2,7 @@
 
 Parity runs against ``tests/fixtures/tpgan_iwtw.pt``, written by ``scripts/fixtures/make_tpgan_iwtw.py --official
 CHECKOUT`` from the port's own ``network.py`` on seeded weights and inputs. With
-``FACEZOO_OFFICIAL_TPGAN_IWTW=CHECKOUT`` (a checkout of iwtw/pytorch-TP-GAN) the port's code also runs live here.
+``FACEZOO_OFFICIAL_TPGAN=CHECKOUT`` (a checkout of iwtw/pytorch-TP-GAN) the port's code also runs live here.
 """
 
 from __future__ import annotations
@@ -139,11 +139,11 @@ def test_generator_with_batchnorm_parity_with_port_fixture(tmp_path):
     _generator_parity(tmp_path, "G_bn")
 
 
-OFFICIAL = os.environ.get("FACEZOO_OFFICIAL_TPGAN_IWTW")
+OFFICIAL = os.environ.get("FACEZOO_OFFICIAL_TPGAN")
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not OFFICIAL, reason="set FACEZOO_OFFICIAL_TPGAN_IWTW to an iwtw/pytorch-TP-GAN checkout")
+@pytest.mark.skipif(not OFFICIAL, reason="set FACEZOO_OFFICIAL_TPGAN to an iwtw/pytorch-TP-GAN checkout")
 @pytest.mark.parametrize("case", list(SCRIPT.CASES))
 def test_parity_with_port_live(tmp_path, case):
     """The port's own network saves a file facezoo loads strictly; full outputs agree to < 1e-4."""
