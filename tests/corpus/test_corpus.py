@@ -200,7 +200,8 @@ def test_official_weights_through_the_command_line(method, inputs, tmp_path, mon
     args = [f"model={method}", f"source={inputs['photo']}", *needs]
     damaged = corpus.damaged_weights(tmp_path)
     line = refused("facezoo.infer", [*args, f"weights={damaged}"], tmp_path, monkeypatch, capsys)
-    assert f"{damaged}: cannot read weights, the file is truncated, damaged or not a torch file" in line, line
+    assert "cannot read weights, the file is truncated, damaged or not a torch file" in line, line
+    assert line.count(str(damaged)) == 1, line   # named once, whichever loader wraps the reader's error
     assert "weights_only" not in line            # torch's advice, no fix for a damaged file
     torch.save(_official_state(method), tmp_path / "tiny.pth")
     line = refused("facezoo.infer", [*args, f"weights={tmp_path / 'tiny.pth'}"], tmp_path, monkeypatch, capsys)

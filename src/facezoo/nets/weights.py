@@ -55,6 +55,7 @@ __all__ = [
     "search_dirs",
     "resolve_weights",
     "load_state_dict_file",
+    "unreadable_weights",
     "state_dict_mismatch",
 ]
 
@@ -476,9 +477,9 @@ def load_state_dict_file(
         if what is None:               # not a pickled object: a damaged or foreign file
             raise _unreadable(path, err) from None
         if not (_TRUST_PICKLES.get() if allow_pickle is None else allow_pickle):
+            hint = "" if allow_pickle is False else "; pass trust_checkpoint=true if you trust its source"
             raise UntrustedFileError(f"{path}: holds a pickled {what}, which facezoo does not unpickle from files "
-                                     "(a pickle can run code); pass trust_checkpoint=true if you trust its "
-                                     "source") from None
+                                     f"(a pickle can run code){hint}") from None
         log.warning("%s holds a pickled %s; unpickling it (trusted)", path, what)
         obj = torch.load(path, map_location="cpu", weights_only=False)
     except (RuntimeError, EOFError, ValueError) as err:      # torch's zip reader, an empty file, safetensors
@@ -493,6 +494,22 @@ def load_state_dict_file(
             raise WeightFileError(f"{path}: entry {key!r} is a {type(value).__name__}, not a tensor")
         out[key[len("module.") :] if key.startswith("module.") else key] = value
     return out
+
+
+def unreadable_weights(file: str | os.PathLike, what: str, err: BaseException) -> FacezooError:
+    """The one-line error of a loader whose :func:`load_state_dict_file` call failed on ``file``:
+    ``"{file} is not a readable {what}: {why}"``, the file named once (this module's errors start with it).
+
+    Example:
+        >>> str(unreadable_weights("G.pth", "PSGAN G.pth checkpoint", WeightFileError("G.pth: cannot read weights")))
+        'G.pth is not a readable PSGAN G.pth checkpoint: cannot read weights'
+    """
+    why = _one_line(str(err))
+    if why.startswith(str(file)):
+        why = why[len(str(file)):].lstrip(": ")
+    else:
+        why = f"{type(err).__name__}: {why}"
+    return FacezooError(f"{file} is not a readable {what}: {why[:200]}")
 
 
 def _unreadable(path, err: BaseException) -> WeightFileError:

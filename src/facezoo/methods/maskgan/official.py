@@ -42,7 +42,7 @@ import torch
 from torch import Tensor, nn
 
 from facezoo.methods.maskgan.networks import BlendGenerator, DenseMappingNetwork, MaskVAE, MultiscaleDiscriminator
-from facezoo.nets.weights import load_state_dict_file, seeded_official_state_dict, short_key_list
+from facezoo.nets.weights import load_state_dict_file, seeded_official_state_dict, short_key_list, unreadable_weights
 from facezoo.utils import FacezooError
 
 __all__ = [
@@ -307,8 +307,7 @@ def load_official(path: str | os.PathLike, part: str, **overrides) -> nn.Module:
     try:
         state = load_state_dict_file(file, allow_pickle=False)
     except Exception as err:  # unpickling, zip, EOF, "not a mapping of tensors": all mean "not a state dict"
-        reason = f"{type(err).__name__}: {' '.join(str(err).split())[:200]}"
-        raise FacezooError(f"{file} is not a readable state dict ({reason})") from None
+        raise unreadable_weights(file, "state dict", err) from None
     mapped = from_official_state_dict(state, net, str(file))
     net.load_state_dict(mapped, strict=True)
     return net.eval()

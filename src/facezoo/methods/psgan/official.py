@@ -23,7 +23,13 @@ import torch
 from torch import Tensor
 
 from facezoo.methods.psgan.networks import PSGANGenerator
-from facezoo.nets.weights import load_state_dict_file, resolve_weights, short_key_list, state_dict_mismatch
+from facezoo.nets.weights import (
+    load_state_dict_file,
+    resolve_weights,
+    short_key_list,
+    state_dict_mismatch,
+    unreadable_weights,
+)
 from facezoo.utils import FacezooError
 
 __all__ = [
@@ -161,9 +167,7 @@ def load_official_generator(path: str | os.PathLike | None = None, width: float 
     try:
         state = load_state_dict_file(file, allow_pickle=False)
     except Exception as err:  # unpickling, zip, EOF, type errors: all mean "not a G.pth"
-        message = " ".join(str(err).split())[:200]
-        reason = f"{type(err).__name__}: {message}"
-        raise FacezooError(f"{file} is not a readable PSGAN G.pth checkpoint ({reason})") from None
+        raise unreadable_weights(file, "PSGAN G.pth checkpoint", err) from None
     generator = PSGANGenerator(width=width, amm=amm)
     mapped = from_official_state_dict(state, str(file))
     # shapes compared in the file's own key names, the first few named (torch's report names ours, one per line)

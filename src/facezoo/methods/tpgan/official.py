@@ -50,7 +50,7 @@ import torch
 from torch import Tensor, nn
 
 from facezoo.methods.tpgan.networks import PART_NAMES, Discriminator, TPGANGenerator
-from facezoo.nets.weights import load_state_dict_file, seeded_official_state_dict, short_key_list
+from facezoo.nets.weights import load_state_dict_file, seeded_official_state_dict, short_key_list, unreadable_weights
 from facezoo.utils import FacezooError
 
 __all__ = [
@@ -382,8 +382,7 @@ def load_part(path: str | os.PathLike, part: str, **overrides) -> nn.Module:
     try:
         state = load_state_dict_file(file, allow_pickle=False)  # torch.load(weights_only=True), strips module.
     except Exception as err:  # unpickling, zip, EOF, "not a mapping of tensors": all mean "not a state dict"
-        reason = f"{type(err).__name__}: {' '.join(str(err).split())[:200]}"
-        raise FacezooError(f"{file} is not a readable state dict ({reason})") from None
+        raise unreadable_weights(file, "state dict", err) from None
     with torch.device("meta"):  # no initialisation of ~138 M parameters only to overwrite them
         net = build(part, **{**infer_architecture(state, part), **overrides})
     net.load_state_dict(from_official_state_dict(state, net, str(file)), strict=True, assign=True)
